@@ -1,0 +1,51 @@
+from setuptools import find_packages, setup
+
+requires = [
+    # pyramid 2.1 and cornice 6.1 import pkg_resources, which setuptools 81+ dropped.
+    "setuptools<81",
+    "pyramid==2.1",
+    "pyramid_tm==2.6",
+    "pyramid_retry==2.1.1",
+    "transaction==5.1",
+    "zope.interface>=6",
+    "zope.sqlalchemy==4.1",
+    "SQLAlchemy==2.1.9",
+    "psycopg[binary]==3.3.9",
+    "alembic==1.20.1",
+    "cornice==6.1.0",
+    "colander==2.0",
+    "plaster_pastedeploy",
+    "waitress==3.0.2",
+    "gunicorn==27.0.1",
+]
+
+tests_require = [
+    "WebTest==3.0.7",
+    "pytest==9.2.0",
+    "ruff",
+]
+
+setup(
+    name="ticketing",
+    version="0.1.0",
+    description="Event ticketing REST API (Pyramid)",
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Framework :: Pyramid",
+        "Topic :: Internet :: WWW/HTTP :: WSGI :: Application",
+    ],
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["tests"]),
+    include_package_data=True,
+    package_data={"ticketing": ["alembic/*.mako", "alembic/*.py", "alembic/versions/*.py"]},
+    zip_safe=False,
+    install_requires=requires,
+    extras_require={"testing": tests_require},
+    entry_points={
+        "paste.app_factory": ["main = ticketing:main"],
+        "paste.server_runner": ["waitress = ticketing.server:serve"],
+        "console_scripts": [
+            "initialize_ticketing_db = ticketing.scripts.initialize_db:main",
+        ],
+    },
+)

@@ -1,0 +1,13 @@
+"""Event ticketing REST API."""
+
+from pyramid.config import Configurator
+
+
+def main(global_config, **settings):
+    """Build the WSGI application; every part configures itself in its own ``includeme``."""
+    with Configurator(settings=settings) as config:
+        config.include(".settings")
+        config.include(".models")
+        config.include(".adapters")
+        config.include(".views")
+    return config.make_wsgi_app()

@@ -1,0 +1,104 @@
+"""The events context: what an organiser can do with an event, and the inventory of its tickets.
+
+Other contexts (ordering) change an event's inventory only through the functions here.
+"""
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ticketing.models import Event, EventStatus
+from ticketing.pagination import paginate
+
+from .errors import (
+    EventDatePassed,
+    EventHasOrders,
+    EventNotDraft,
+    EventNotFound,
+    EventReadOnly,
+    TotalBelowSold,
+)
+
+
+def create_event(dbsession, *, name, venue, date, ticket_price_cents, total_tickets):
+    event = Event(
+        name=name,
+        venue=venue,
+        date=date,
+        ticket_price_cents=ticket_price_cents,
+        total_tickets=total_tickets,
+        available_tickets=total_tickets,
+        status=EventStatus.DRAFT,
+    )
+    dbsession.add(event)
+    dbsession.flush()
+    return event
+
+
+def get_event(dbsession, event_id, *, for_update=False):
+    statement = select(Event).where(Event.id == event_id)
+    if for_update:
+        statement = statement.with_for_update()
+    event = dbsession.scalar(statement)
+    if event is None:
+        raise EventNotFound(f"No event has the id {event_id}.")
+    return event
+
+
+def list_events(dbsession, *, limit, cursor=None, status=None, updated_since=None):
+    statement = select(Event)
+    if status is not None:
+        statement = statement.where(Event.status == status)
+    if updated_since is not None:
+        statement = statement.where(Event.updated_at >= updated_since)
+    return paginate(dbsession, statement, Event, limit, cursor)
+
+
+def update_event(dbsession, event_id, changes, *, now):
+    """Apply ``changes`` (any of name, venue, date, ticket_price_cents, total_tickets).
+
+    Changing ``total_tickets`` moves ``available_tickets`` by the same amount, and may not go
+    below what is already sold. The row is locked so that a concurrent purchase cannot slip
+    between the check and the write.
+    """
+    event = get_event(dbsession, event_id, for_update=True)
+    if event.status == EventStatus.COMPLETED:
+        raise EventReadOnly(f"Event {event_id} is completed and can no longer be changed.")
+    if "date" in changes and changes["date"] <= now:
+        raise EventDatePassed("The new date must lie in the future.")
+    if "total_tickets" in changes:
+        new_total = changes["total_tickets"]
+        if new_total < event.tickets_sold:
+            raise TotalBelowSold(
+                f"{event.tickets_sold} tickets are already sold; total_tickets cannot be "
+                f"{new_total}."
+            )
+        event.available_tickets += new_total - event.total_tickets
+    for field, value in changes.items():
+        setattr(event, field, value)
+    dbsession.flush()
+    return event
+
+
+def delete_event(dbsession, event_id):
+    """Delete an event that has no orders; sales history is never destroyed."""
+    event = get_event(dbsession, event_id, for_update=True)
+    dbsession.delete(event)
+    try:
+        # The orders' foreign key refuses the delete when any order refers to the event; the
+        # error response then aborts the whole transaction.
+        dbsession.flush()
+    except IntegrityError:
+        raise EventHasOrders(
+            f"Event {event_id} has orders; cancel them or keep the event."
+        ) from None
+
+
+def publish_event(dbsession, event_id, *, now):
+    event = get_event(dbsession, event_id, for_update=True)
+    if event.status != EventStatus.DRAFT:
+        raise EventNotDraft(f"Event {event_id} is {event.status}; only drafts can be published.")
+    if event.date <= now:
+        raise EventDatePassed("An event whose date has passed cannot be published.")
+    event.status = EventStatus.PUBLISHED
+    dbsession.flush()
+    return event

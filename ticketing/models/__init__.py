@@ -1,0 +1,81 @@
+"""Database wiring: engine, session factory, and a session bound to the request's transaction."""
+
+import re
+
+import zope.sqlalchemy
+import sqlalchemy
+from sqlalchemy import engine_from_config
+from sqlalchemy.orm import configure_mappers, sessionmaker
+
+from ticketing.settings import require
+
+from .event import Event, EventStatus
+from .meta import Base
+
+__all__ = ["Base", "Event", "EventStatus", "get_engine", "get_session_factory", "get_tm_session"]
+
+# Import every model before configure_mappers() so relationships resolve.
+configure_mappers()
+
+_BARE_POSTGRES_URL = re.compile(r"^postgres(ql)?://")
+
+
+def normalize_database_url(url):
+    """Accept the ``postgres://`` URLs that hosting platforms hand out and use psycopg 3."""
+    return _BARE_POSTGRES_URL.sub("postgresql+psycopg://", url, count=1)
+
+
+def get_engine(settings, prefix="sqlalchemy."):
+    settings = dict(settings)
+    url = require(settings, prefix + "url", " (set the DATABASE_URL environment variable)")
+    settings[prefix + "url"] = normalize_database_url(url)
+    engine = engine_from_config(settings, prefix)
+    if engine.dialect.name == "sqlite":
+        sqlalchemy.event.listen(engine, "connect", _configure_sqlite_connection)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection, connection_record):
+    # SQLite ignores foreign keys unless asked, and fails at once on a locked database by default.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA busy_timeout = 5000")
+    cursor.close()
+
+
+def get_session_factory(engine):
+    # Objects stay readable after commit: the purchase flow commits between its phases and
+    # keeps using what it loaded.
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def get_tm_session(session_factory, transaction_manager, request=None):
+    """A session joined to ``transaction_manager``: it commits or aborts with the transaction."""
+    dbsession = session_factory(info={"request": request})
+    zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)
+    return dbsession
+
+
+def includeme(config):
+    settings = config.get_settings()
+    settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    # Cornice returns (not raises) validation errors; without the veto pyramid_tm would commit
+    # whatever a view wrote before an error response.
+    settings["tm.commit_veto"] = "pyramid_tm.default_commit_veto"
+    settings.setdefault("retry.attempts", 3)
+    config.include("pyramid_tm")
+    config.include("pyramid_retry")
+
+    dbengine = settings.get("dbengine") or get_engine(settings)
+    session_factory = get_session_factory(dbengine)
+    config.registry["dbengine"] = dbengine
+    config.registry["dbsession_factory"] = session_factory
+
+    def dbsession(request):
+        # Tests may hand in their own session through the environ.
+        session = request.environ.get("app.dbsession")
+        if session is None:
+            session = get_tm_session(session_factory, request.tm, request=request)
+        return session
+
+    config.add_request_method(dbsession, reify=True)

@@ -1,0 +1,49 @@
+"""Settings that come from the process environment rather than the ini file.
+
+The ini files are the configuration; only secrets and host-specific values are read from the
+environment, and an environment variable, when set, wins over the ini file in every entry point
+(the app, ``initialize_ticketing_db``, ``pshell``, the worker), because they all go through
+``ticketing.main``.
+"""
+
+import os
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.settings import asbool
+
+#: environment variable -> setting it overrides
+ENVIRONMENT_SETTINGS = {
+    "DATABASE_URL": "sqlalchemy.url",
+}
+
+
+def apply_environment(settings, environ=os.environ):
+    for variable, key in ENVIRONMENT_SETTINGS.items():
+        value = environ.get(variable)
+        if value:
+            settings[key] = value
+    return settings
+
+
+def require(settings, key, hint=""):
+    """Return a non-empty setting or fail at startup, naming what is missing."""
+    value = settings.get(key)
+    if value is None or str(value).strip() == "":
+        raise ConfigurationError(f"missing setting {key!r}{hint}")
+    return value
+
+
+def as_int(settings, key, default):
+    value = settings.get(key, default)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"setting {key!r} must be an integer, got {value!r}") from None
+
+
+def as_bool(settings, key, default):
+    return asbool(settings.get(key, default))
+
+
+def includeme(config):
+    apply_environment(config.registry.settings)

@@ -1,0 +1,25 @@
+"""The HTTP layer: Cornice services that validate input with colander schemas, call the domain,
+and render its results. Every error leaves as ``application/problem+json``."""
+
+from cornice import Service
+
+from .problems import cornice_error_handler
+
+#: hard cap on page sizes, whatever the client asks
+MAX_PAGE_SIZE = 100
+
+
+class ApiService(Service):
+    """A Cornice service whose validation errors use the API's problem body."""
+
+    def default_error_handler(self, request):
+        return cornice_error_handler(request)
+
+
+def includeme(config):
+    # Our exception views in .problems answer every error; Cornice's would compete with them.
+    config.get_settings()["handle_exceptions"] = False
+    config.include("cornice")
+    config.include(".problems")
+    config.scan(".health")
+    config.scan(".events")

@@ -1,0 +1,141 @@
+"""One error body for every error the API returns: RFC 9457 ``application/problem+json`` with a
+stable ``code`` and, for validation errors, an ``errors`` list naming each field."""
+
+import logging
+
+from pyramid.httpexceptions import HTTPException, HTTPMethodNotAllowed, exception_response
+from pyramid.view import exception_view_config, notfound_view_config
+
+from ticketing.domain import errors
+
+log = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+#: the HTTP status for each kind of domain error, most specific first
+DOMAIN_ERROR_STATUS = (
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.InvalidCursor, 400),
+    (errors.InvalidRequest, 422),
+    (errors.PaymentDeclined, 402),
+    (errors.PaymentUnavailable, 503),
+)
+
+#: codes for HTTP errors raised by Pyramid, Cornice or WebOb rather than by our rules
+HTTP_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable_content",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+}
+
+
+def problem(status, code, title, detail=None, errors=None, headers=None, **extra):
+    body = {"type": f"urn:ticketing:problem:{code}", "title": title, "status": status, "code": code}
+    if detail:
+        body["detail"] = detail
+    if errors is not None:
+        body["errors"] = errors
+    body.update(extra)
+    # An HTTPException, because Cornice raises what its error handler returns.
+    response = exception_response(status, headers=headers)
+    response.content_type = PROBLEM_CONTENT_TYPE
+    response.json_body = body
+    return response
+
+
+def cornice_error_handler(request):
+    """Replace Cornice's error body with a problem document."""
+    status = request.errors.status
+    field_errors = [
+        {
+            "location": error["location"],
+            "field": error["name"] or None,
+            "message": _text(error["description"]),
+        }
+        for error in request.errors
+    ]
+    if status == 415:
+        return problem(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "Send the body as JSON with 'Content-Type: application/json'.",
+        )
+    if status == 406:
+        return problem(406, "not_acceptable", "Not acceptable", field_errors[0]["message"])
+    if any(error["message"].startswith("Invalid JSON") for error in field_errors):
+        return problem(400, "malformed_json", "Malformed JSON", field_errors[0]["message"])
+    detail = "; ".join(
+        f"{error['field']}: {error['message']}" if error["field"] else error["message"]
+        for error in field_errors
+    )
+    return problem(400, "validation_failed", "Invalid request", detail, errors=field_errors)
+
+
+def _text(description):
+    if isinstance(description, bytes):
+        return description.decode("utf-8", "replace")
+    return str(description)
+
+
+@notfound_view_config()
+def not_found(exc, request):
+    return problem(404, "not_found", "Not found", f"Nothing is served at {request.path}.")
+
+
+@exception_view_config(HTTPMethodNotAllowed)
+def method_not_allowed(exc, request):
+    allowed = ", ".join(exc.allow or ())
+    return problem(
+        405,
+        "method_not_allowed",
+        "Method not allowed",
+        f"{request.method} is not allowed here; use {allowed}." if allowed else None,
+        headers={"Allow": allowed},
+    )
+
+
+@exception_view_config(HTTPException)
+def http_error(exc, request):
+    if exc.code < 400 or exc.content_type == PROBLEM_CONTENT_TYPE:
+        return exc
+    code = HTTP_ERROR_CODES.get(exc.code, "http_error")
+    return problem(exc.code, code, exc.title, exc.detail or None, headers=_passed_on_headers(exc))
+
+
+def _passed_on_headers(exc):
+    return {name: value for name, value in exc.headers.items() if name in ("Allow", "Retry-After")}
+
+
+@exception_view_config(errors.TicketingError)
+def domain_error(exc, request):
+    status = next(
+        (status for kind, status in DOMAIN_ERROR_STATUS if isinstance(exc, kind)), 500
+    )
+    if status == 500:
+        log.error("unmapped domain error %r", exc)
+    extra = dict(exc.extra)
+    headers = extra.pop("headers", None)
+    return problem(status, exc.code, exc.title, exc.detail, headers=headers, **extra)
+
+
+@exception_view_config(Exception)
+def unexpected_error(exc, request):
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return problem(500, "internal_error", "Internal server error", "The error has been logged.")
+
+
+def includeme(config):
+    config.scan(__name__)

@@ -1,0 +1,121 @@
+"""Colander building blocks for strict JSON input.
+
+Colander is lenient by default: ``String`` turns 12 into "12", ``Integer`` takes "12" and true,
+``Decimal`` takes NaN and floats and rounds silently, and mappings drop unknown keys. An API that
+takes money must not guess, so the types here refuse what is not exactly what they expect.
+"""
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
+import colander
+
+MAX_PRICE = Decimal("1000000.00")
+
+
+class StrictMapping(colander.Mapping):
+    """Refuses unknown keys, naming each, alongside the errors of the known fields (colander's
+    ``unknown="raise"`` reports the unknown keys alone and hides every other error)."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct is not colander.null and not isinstance(cstruct, dict):
+            raise colander.Invalid(node, "Must be a JSON object.")
+        error = None
+        try:
+            result = super().deserialize(node, cstruct)
+        except colander.Invalid as invalid:
+            error = invalid
+        known = {child.name for child in node.children}
+        unknown = [key for key in cstruct if key not in known] if cstruct is not colander.null else []
+        if unknown:
+            error = error or colander.Invalid(node)
+            for key in unknown:
+                field = colander.SchemaNode(colander.String(), name=str(key))
+                error.add(colander.Invalid(field, "Unknown field."))
+        if error is not None:
+            raise error
+        return result
+
+
+class StrictMappingSchema(colander.MappingSchema):
+    schema_type = StrictMapping
+
+
+class StrictString(colander.String):
+    def deserialize(self, node, cstruct):
+        if cstruct is not colander.null and not isinstance(cstruct, str):
+            raise colander.Invalid(node, "Must be a string.")
+        return super().deserialize(node, cstruct)
+
+
+class StrictInteger(colander.SchemaType):
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return colander.null
+        if isinstance(cstruct, bool) or not isinstance(cstruct, int):
+            raise colander.Invalid(node, "Must be an integer.")
+        return cstruct
+
+
+class Money(colander.SchemaType):
+    """A non-negative amount with at most two decimal places, given as a string ("50.00") or a
+    whole number. Floats are refused: their binary value is not the decimal the client meant."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return colander.null
+        if isinstance(cstruct, bool) or not isinstance(cstruct, (str, int)):
+            raise colander.Invalid(node, 'Must be a decimal string such as "50.00".')
+        try:
+            amount = Decimal(str(cstruct).strip())
+        except InvalidOperation:
+            raise colander.Invalid(node, f'"{cstruct}" is not a decimal number.') from None
+        if not amount.is_finite():
+            raise colander.Invalid(node, "Must be a finite number.")
+        if amount < 0:
+            raise colander.Invalid(node, "Must not be negative.")
+        if amount > MAX_PRICE:
+            raise colander.Invalid(node, f"Must not exceed {MAX_PRICE}.")
+        if amount != amount.quantize(Decimal("0.01")):
+            raise colander.Invalid(node, "Must have at most two decimal places.")
+        return amount
+
+
+class UTCDateTime(colander.DateTime):
+    """An ISO-8601 timestamp that states its offset, returned in UTC."""
+
+    def __init__(self):
+        super().__init__(default_tzinfo=None)
+
+    def deserialize(self, node, cstruct):
+        if cstruct is not colander.null and not isinstance(cstruct, str):
+            raise colander.Invalid(node, "Must be an ISO-8601 timestamp string.")
+        value = super().deserialize(node, cstruct)
+        if value is colander.null:
+            return value
+        if value.tzinfo is None:
+            raise colander.Invalid(
+                node, 'Must include a UTC offset, e.g. "2026-07-15T18:00:00Z".'
+            )
+        return value.astimezone(dt.UTC)
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def in_the_future(node, value):
+    if value <= dt.datetime.now(dt.UTC):
+        raise colander.Invalid(node, "Must lie in the future.")
+
+
+def text_field(**kwargs):
+    return colander.SchemaNode(
+        StrictString(), preparer=strip, validator=colander.Length(1, 200), **kwargs
+    )
+
+
+def limit_field(max_limit):
+    return colander.SchemaNode(
+        colander.Integer(), missing=20, validator=colander.Range(1, max_limit)
+    )
