@@ -8,6 +8,7 @@ interface; everything else looks it up by interface, e.g.
 """
 
 from pyramid.exceptions import ConfigurationError
+from zope.interface.exceptions import Invalid
 from zope.interface.verify import verifyObject
 
 from ticketing.interfaces import IEmailSender, IPaymentGateway
@@ -25,6 +26,10 @@ EMAIL_SENDERS = {
 def build_adapter(config, interface, setting, known, default):
     settings = config.get_settings()
     choice = str(settings.get(setting, default)).strip()
+    if not choice:
+        raise ConfigurationError(
+            f"{setting} is empty; name one of {', '.join(sorted(known))} or a dotted path"
+        )
     try:
         factory = config.maybe_dotted(known.get(choice, choice))
     except ImportError as error:
@@ -33,10 +38,16 @@ def build_adapter(config, interface, setting, known, default):
             f"{setting} = {choice!r} is neither one of {known_names} nor an importable dotted "
             f"path ({error})"
         ) from error
-    if not interface.implementedBy(factory):
+    # A module (e.g. an installed SDK named like the short name) is no factory at all.
+    if not isinstance(factory, type) or not interface.implementedBy(factory):
         raise ConfigurationError(f"{setting} = {choice!r} does not implement {interface.__name__}")
     adapter = factory.from_settings(settings)
-    verifyObject(interface, adapter)
+    try:
+        verifyObject(interface, adapter)
+    except Invalid as error:
+        raise ConfigurationError(
+            f"{setting} = {choice!r} does not implement {interface.__name__}: {error}"
+        ) from error
     return adapter
 
 

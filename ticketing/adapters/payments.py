@@ -38,31 +38,37 @@ class MockPaymentGateway:
     - ``timeout_after_charge``: the gateway takes the money, but the answer never arrives;
     - ``server_error``: the gateway answers with an internal error and takes nothing.
 
-    ``failure_mode`` applies to charges, ``refund_failure_mode`` to refunds. Each application
-    builds its own instance, so no state is shared between apps (or tests).
+    ``failure_mode`` applies to charges, ``refund_failure_mode`` to refunds and
+    ``lookup_failure_mode`` to :meth:`find_charge`. Each application builds its own instance, so
+    no state is shared between apps (or tests).
     """
 
     name = "mock"
     FAILURE_MODES = frozenset({"card_declined", "timeout", "timeout_after_charge", "server_error"})
 
-    def __init__(self, failure_mode=None, refund_failure_mode=None, latency_ms=0):
+    def __init__(
+        self, failure_mode=None, refund_failure_mode=None, lookup_failure_mode=None, latency_ms=0
+    ):
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.charges = {}
         self.refunds = {}
         self.calls = []
-        self.configure(failure_mode, refund_failure_mode, latency_ms)
+        self.configure(failure_mode, refund_failure_mode, lookup_failure_mode, latency_ms)
 
     @classmethod
     def from_settings(cls, settings):
         return cls(
             failure_mode=settings.get("payments.mock.failure_mode") or None,
             refund_failure_mode=settings.get("payments.mock.refund_failure_mode") or None,
+            lookup_failure_mode=settings.get("payments.mock.lookup_failure_mode") or None,
             latency_ms=as_int(settings, "payments.mock.latency_ms", 0),
         )
 
-    def configure(self, failure_mode=None, refund_failure_mode=None, latency_ms=0):
-        for mode in (failure_mode, refund_failure_mode):
+    def configure(
+        self, failure_mode=None, refund_failure_mode=None, lookup_failure_mode=None, latency_ms=0
+    ):
+        for mode in (failure_mode, refund_failure_mode, lookup_failure_mode):
             if mode is not None and mode not in self.FAILURE_MODES:
                 raise ConfigurationError(
                     f"unknown mock payment failure mode {mode!r}; "
@@ -70,6 +76,7 @@ class MockPaymentGateway:
                 )
         self.failure_mode = failure_mode
         self.refund_failure_mode = refund_failure_mode
+        self.lookup_failure_mode = lookup_failure_mode
         self.latency_ms = latency_ms
 
     def charge(self, amount_cents, currency, idempotency_key, description, metadata, payment_method=None):
@@ -118,6 +125,7 @@ class MockPaymentGateway:
         self._wait()
         with self._lock:
             self.calls.append(("find_charge", idempotency_key, None))
+            self._fail_before("find_charge", self.lookup_failure_mode)
             return self.charges.get(idempotency_key)
 
     def kept_charges(self):

@@ -31,7 +31,14 @@ class InvalidRequest(TicketingError):
     title = "Invalid request"
 
 
-class InvalidCursor(TicketingError):
+class BadRequest(TicketingError):
+    """The request itself is malformed, in a way the schemas cannot see."""
+
+    code = "bad_request"
+    title = "Bad request"
+
+
+class InvalidCursor(BadRequest):
     code = "invalid_cursor"
     title = "Invalid pagination cursor"
 
@@ -88,3 +95,50 @@ class EmailDeliveryError(TicketingError):
 
     code = "email_delivery_failed"
     title = "The email could not be sent"
+
+
+class EventNotOnSale(Conflict):
+    code = "event_not_on_sale"
+    title = "The event is not on sale"
+
+
+class InsufficientTickets(Conflict):
+    code = "insufficient_tickets"
+    title = "Not enough tickets left"
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+    title = "Order not found"
+
+
+class OrderNotCancellable(Conflict):
+    code = "order_not_cancellable"
+    title = "The order cannot be cancelled"
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    code = "idempotency_key_reused"
+    title = "The idempotency key was used for a different request"
+
+
+class IdempotencyKeyMismatch(InvalidRequest):
+    code = "idempotency_key_mismatch"
+    title = "The body's idempotency_key and the Idempotency-Key header differ"
+
+
+class IdempotencyKeyInvalid(BadRequest):
+    code = "idempotency_key_invalid"
+    title = "The Idempotency-Key header must be 1 to 255 characters"
+
+
+class RequestInProgress(Conflict):
+    """A request with the same idempotency key is still being processed."""
+
+    code = "request_in_progress"
+    title = "A request with this idempotency key is in progress"
+
+
+class RefundFailed(PaymentError):
+    code = "refund_failed"
+    title = "The refund could not be made; the order is unchanged"

@@ -3,7 +3,7 @@
 Other contexts (ordering) change an event's inventory only through the functions here.
 """
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ticketing.models import Event, EventStatus
@@ -14,7 +14,9 @@ from .errors import (
     EventHasOrders,
     EventNotDraft,
     EventNotFound,
+    EventNotOnSale,
     EventReadOnly,
+    InsufficientTickets,
     TotalBelowSold,
 )
 
@@ -102,3 +104,44 @@ def publish_event(dbsession, event_id, *, now):
     event.status = EventStatus.PUBLISHED
     dbsession.flush()
     return event
+
+
+def reserve_tickets(dbsession, event_id, quantity, *, now):
+    """Take ``quantity`` tickets of an event on sale, or raise; return (unit price, currency).
+
+    One conditional UPDATE: concurrent buyers cannot oversell, because the row is re-checked
+    under its lock, and the CHECK constraint stands behind it. The lock lasts until the caller's
+    transaction ends, so callers commit before any slow call.
+    """
+    reserved = dbsession.execute(
+        update(Event)
+        .where(
+            Event.id == event_id,
+            Event.status == EventStatus.PUBLISHED,
+            Event.date > now,
+            Event.available_tickets >= quantity,
+        )
+        .values(available_tickets=Event.available_tickets - quantity, updated_at=now)
+        .returning(Event.ticket_price_cents, Event.currency)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if reserved is not None:
+        return reserved.ticket_price_cents, reserved.currency
+    # Only the refusal pays for a second query, to say why.
+    event = get_event(dbsession, event_id)
+    if event.status != EventStatus.PUBLISHED or event.date <= now:
+        raise EventNotOnSale(f"Event {event_id} is {event.status} and dated {event.date:%Y-%m-%d}.")
+    raise InsufficientTickets(
+        f"{quantity} tickets asked, {event.available_tickets} left.",
+        available_tickets=event.available_tickets,
+    )
+
+
+def release_tickets(dbsession, event_id, quantity, *, now):
+    """Give back tickets of a failed or cancelled order."""
+    dbsession.execute(
+        update(Event)
+        .where(Event.id == event_id)
+        .values(available_tickets=Event.available_tickets + quantity, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -11,8 +11,18 @@ from ticketing.settings import require
 
 from .event import Event, EventStatus
 from .meta import Base
+from .order import Order, OrderStatus
 
-__all__ = ["Base", "Event", "EventStatus", "get_engine", "get_session_factory", "get_tm_session"]
+__all__ = [
+    "Base",
+    "Event",
+    "EventStatus",
+    "Order",
+    "OrderStatus",
+    "get_engine",
+    "get_session_factory",
+    "get_tm_session",
+]
 
 # Import every model before configure_mappers() so relationships resolve.
 configure_mappers()

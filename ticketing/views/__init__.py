@@ -23,3 +23,4 @@ def includeme(config):
     config.include(".problems")
     config.scan(".health")
     config.scan(".events")
+    config.include(".orders")

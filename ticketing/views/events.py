@@ -62,7 +62,7 @@ class ListEventsQuery(colander.MappingSchema):
     status = colander.SchemaNode(
         colander.String(), missing=None, validator=colander.OneOf([s.value for s in EventStatus])
     )
-    updated_since = colander.SchemaNode(UTCDateTime(), missing=None)
+    updated_since = colander.SchemaNode(UTCDateTime(empty_is_missing=True), missing=None)
 
 
 events = ApiService(name="events", path="/api/events", description="Events")
@@ -132,6 +132,7 @@ def update_event(request):
 def delete_event(request):
     domain.delete_event(request.dbsession, event_id_from(request))
     request.response.status_code = 204
+    request.response.content_type = None  # a 204 has no content, so no content type either
     return request.response
 
 

@@ -16,10 +16,11 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 DOMAIN_ERROR_STATUS = (
     (errors.NotFound, 404),
     (errors.Conflict, 409),
-    (errors.InvalidCursor, 400),
+    (errors.BadRequest, 400),
     (errors.InvalidRequest, 422),
     (errors.PaymentDeclined, 402),
     (errors.PaymentUnavailable, 503),
+    (errors.RefundFailed, 502),
 )
 
 #: codes for HTTP errors raised by Pyramid, Cornice or WebOb rather than by our rules

@@ -45,6 +45,10 @@ class StrictString(colander.String):
     def deserialize(self, node, cstruct):
         if cstruct is not colander.null and not isinstance(cstruct, str):
             raise colander.Invalid(node, "Must be a string.")
+        if cstruct == "":
+            # colander reads "" as absent, so an optional field given as "" would be dropped
+            # silently; it is a value, and the node's validator judges it.
+            return cstruct
         return super().deserialize(node, cstruct)
 
 
@@ -84,11 +88,15 @@ class Money(colander.SchemaType):
 class UTCDateTime(colander.DateTime):
     """An ISO-8601 timestamp that states its offset, returned in UTC."""
 
-    def __init__(self):
+    def __init__(self, empty_is_missing=False):
         super().__init__(default_tzinfo=None)
+        # In a query string "?updated_since=" means no filter; in a JSON body "" is no timestamp.
+        self.empty_is_missing = empty_is_missing
 
     def deserialize(self, node, cstruct):
         if cstruct is not colander.null and not isinstance(cstruct, str):
+            raise colander.Invalid(node, "Must be an ISO-8601 timestamp string.")
+        if cstruct == "" and not self.empty_is_missing:
             raise colander.Invalid(node, "Must be an ISO-8601 timestamp string.")
         value = super().deserialize(node, cstruct)
         if value is colander.null:
@@ -119,3 +127,11 @@ def limit_field(max_limit):
     return colander.SchemaNode(
         colander.Integer(), missing=20, validator=colander.Range(1, max_limit)
     )
+
+
+def bound_body_validator(request, schema=None, **kwargs):
+    """Cornice's colander body validator, with the schema bound to the request so that deferred
+    validators can read settings."""
+    from cornice.validators import colander_body_validator
+
+    colander_body_validator(request, schema=schema.bind(request=request), **kwargs)

@@ -32,3 +32,24 @@ def page_json(page, item_json):
         "data": [item_json(item) for item in page.items],
         "meta": {"next_cursor": page.next_cursor},
     }
+
+
+def order_json(order):
+    return {
+        "id": str(order.id),
+        "event_id": str(order.event_id),
+        "customer_email": order.customer_email,
+        "customer_name": order.customer_name,
+        "quantity": order.quantity,
+        "unit_price": format_cents(order.unit_price_cents),
+        "total_amount": format_cents(order.total_amount_cents),
+        "currency": order.currency,
+        "status": str(order.status),
+        "payment_reference": order.payment_reference,
+        "refund_reference": order.refund_reference,
+        "failure_code": order.failure_code,
+        "created_at": timestamp(order.created_at),
+        "confirmed_at": timestamp(order.confirmed_at),
+        "cancelled_at": timestamp(order.cancelled_at),
+        "refunded_at": timestamp(order.refunded_at),
+    }

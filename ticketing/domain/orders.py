@@ -1,0 +1,378 @@
+"""The ordering context: purchases, cancellations, and settling purchases that a crash left pending.
+
+A purchase never holds the event's inventory lock while it waits on the payment gateway. It runs
+as three short transactions on the caller's transaction manager:
+
+1. reserve: take the tickets (one conditional UPDATE in the events context) and insert a
+   ``pending`` order; commit;
+2. charge the order's total with an idempotency key derived from the order, outside any
+   transaction;
+3. settle: mark the order ``confirmed``, or mark it ``failed`` and give the tickets back; commit.
+
+Every way this can break leaves the books balanced: a charge whose order cannot be confirmed is
+refunded, tickets of an order that will not be paid are released, and an order that a crash left
+``pending`` is settled later by :func:`settle_stale_pending_orders`, which asks the gateway what
+became of its charge.
+"""
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from ticketing.models import Order, OrderStatus
+from ticketing.pagination import paginate
+
+from . import events
+from .errors import (
+    IdempotencyKeyReused,
+    OrderNotCancellable,
+    OrderNotFound,
+    PaymentDeclined,
+    PaymentError,
+    PaymentUnavailable,
+    RefundFailed,
+    RequestInProgress,
+)
+
+log = logging.getLogger(__name__)
+
+#: how long a pending order may wait for its payment before it is settled from the gateway's books
+STALE_AFTER = dt.timedelta(minutes=5)
+
+#: seconds a client should wait before retrying a request whose twin is still in progress
+RETRY_AFTER_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class PurchaseRequest:
+    event_id: uuid.UUID
+    customer_email: str
+    customer_name: str
+    quantity: int
+    idempotency_key: str | None = None
+    payment_method: str | None = None
+
+    def fingerprint(self):
+        """A hash of the fields that make two requests the same purchase."""
+        meaningful = [
+            str(self.event_id),
+            self.customer_email,
+            self.customer_name,
+            self.quantity,
+            self.payment_method,
+        ]
+        return hashlib.sha256(json.dumps(meaningful).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    order: Order
+    replayed: bool
+
+
+@dataclass
+class SettlementReport:
+    confirmed: int = 0
+    failed: int = 0
+    unresolved: int = 0
+
+
+def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
+    """Buy tickets; return the confirmed order, or raise why not.
+
+    ``tm`` is the transaction manager ``dbsession`` is joined to, with a transaction begun; the
+    phases commit on it, and a fresh transaction is open again when this returns or raises.
+
+    The same idempotency key with the same request returns the first request's order
+    (``replayed=True``) and never charges or reserves twice, even when both arrive at once.
+    """
+    if purchase.idempotency_key:
+        earlier = _order_with_key(dbsession, purchase.idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, purchase)
+    try:
+        order = _reserve(dbsession, purchase, now)
+        _commit(tm)
+    except IntegrityError:
+        # A twin request with the same key inserted its order first; ours rolls back whole,
+        # reservation included, and answers as a replay of the twin.
+        _abort(tm)
+        earlier = purchase.idempotency_key and _order_with_key(dbsession, purchase.idempotency_key)
+        if not earlier:
+            raise
+        return _replay(earlier, purchase)
+    return PurchaseResult(_pay(dbsession, tm, gateway, order, purchase, now), replayed=False)
+
+
+def _order_with_key(dbsession, idempotency_key):
+    return dbsession.scalar(select(Order).where(Order.idempotency_key == idempotency_key))
+
+
+def _replay(order, purchase):
+    if order.request_fingerprint != purchase.fingerprint():
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different purchase; use a new key."
+        )
+    if order.status == OrderStatus.PENDING:
+        raise RequestInProgress(
+            "A purchase with this Idempotency-Key is still in progress; retry shortly.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    if order.status == OrderStatus.FAILED:
+        # Only a decline keeps its key: the answer to this request stays a decline.
+        raise PaymentDeclined(
+            "The payment for this purchase was declined.",
+            order_id=str(order.id),
+            headers={"Idempotent-Replayed": "true"},
+        )
+    return PurchaseResult(order, replayed=True)
+
+
+def _reserve(dbsession, purchase, now):
+    unit_price_cents, currency = events.reserve_tickets(
+        dbsession, purchase.event_id, purchase.quantity, now=now
+    )
+    order = Order(
+        event_id=purchase.event_id,
+        customer_email=purchase.customer_email,
+        customer_name=purchase.customer_name,
+        quantity=purchase.quantity,
+        unit_price_cents=unit_price_cents,
+        total_amount_cents=unit_price_cents * purchase.quantity,
+        currency=currency,
+        status=OrderStatus.PENDING,
+        idempotency_key=purchase.idempotency_key,
+        request_fingerprint=purchase.fingerprint() if purchase.idempotency_key else None,
+        created_at=now,
+        updated_at=now,
+    )
+    dbsession.add(order)
+    dbsession.flush()
+    return order
+
+
+def _pay(dbsession, tm, gateway, order, purchase, now):
+    try:
+        charge = gateway.charge(
+            order.total_amount_cents,
+            order.currency,
+            order.charge_idempotency_key,
+            description=f"{order.quantity} ticket(s), order {order.id}",
+            metadata={"order_id": str(order.id), "event_id": str(order.event_id)},
+            payment_method=purchase.payment_method,
+        )
+    except PaymentDeclined as declined:
+        _fail_and_commit(dbsession, tm, order, "payment_declined", now, keep_key=True)
+        declined.extra.setdefault("order_id", str(order.id))
+        raise
+    except PaymentUnavailable:
+        # The charge may or may not have gone through: ask before deciding.
+        charge = _charge_made_for(gateway, order)
+        if charge is None:
+            _fail_and_commit(dbsession, tm, order, "payment_unavailable", now, keep_key=False)
+            raise
+
+    try:
+        confirmed = _confirm(dbsession, order, charge, now)
+        _commit(tm)
+    except Exception:
+        _abort(tm)
+        _refund_unconfirmed(dbsession, tm, gateway, order, charge, now)
+        raise
+    if confirmed is None:
+        # Settled as failed by the stale-order sweep while we were charging: give the money back.
+        _refund_unconfirmed(dbsession, tm, gateway, order, charge, now)
+        raise PaymentUnavailable("The purchase took too long and was abandoned; nothing was kept.")
+    return confirmed
+
+
+def _charge_made_for(gateway, order):
+    """The kept charge of ``order``, ``None`` if there is none; raise if the gateway can't say."""
+    try:
+        charge = gateway.find_charge(order.charge_idempotency_key)
+    except PaymentUnavailable:
+        raise PaymentUnavailable(
+            "The payment service did not answer; the purchase will be settled automatically.",
+            order_id=str(order.id),
+        ) from None
+    if charge is None or charge.refunded:
+        return None
+    return charge
+
+
+def _confirm(dbsession, order, charge, now):
+    return dbsession.scalar(
+        update(Order)
+        .where(Order.id == order.id, Order.status == OrderStatus.PENDING)
+        .values(
+            status=OrderStatus.CONFIRMED,
+            payment_reference=charge.id,
+            confirmed_at=now,
+            updated_at=now,
+        )
+        .returning(Order),
+        execution_options={"populate_existing": True},
+    )
+
+
+def _fail(dbsession, order, failure_code, now, *, keep_key):
+    """Mark a pending order failed and release its tickets; False if it was no longer pending."""
+    failed = dbsession.scalar(
+        update(Order)
+        .where(Order.id == order.id, Order.status == OrderStatus.PENDING)
+        .values(
+            status=OrderStatus.FAILED,
+            failure_code=failure_code,
+            # A key whose purchase may succeed on a retry is freed for that retry.
+            idempotency_key=order.idempotency_key if keep_key else None,
+            updated_at=now,
+        )
+        .returning(Order.id)
+    )
+    if failed is None:
+        return False
+    events.release_tickets(dbsession, order.event_id, order.quantity, now=now)
+    return True
+
+
+def _fail_and_commit(dbsession, tm, order, failure_code, now, *, keep_key):
+    _fail(dbsession, order, failure_code, now, keep_key=keep_key)
+    _commit(tm)
+
+
+def _refund_unconfirmed(dbsession, tm, gateway, order, charge, now):
+    """Give back the money of an order that could not be confirmed, then its tickets.
+
+    If the refund fails, the order stays pending with its charge kept: the stale-order sweep
+    will confirm it, which balances too. If releasing fails, the sweep finds the charge refunded
+    and releases the tickets then.
+    """
+    try:
+        gateway.refund(charge.id, order.refund_idempotency_key)
+    except PaymentError:
+        log.exception("order %s: refund after a failed confirmation failed", order.id)
+        return
+    try:
+        _fail_and_commit(dbsession, tm, order, "confirmation_failed", now, keep_key=False)
+    except Exception:
+        _abort(tm)
+        log.exception("order %s: refunded, tickets left for the stale-order sweep", order.id)
+
+
+def _commit(tm):
+    tm.commit()
+    tm.begin()
+
+
+def _abort(tm):
+    tm.abort()
+    tm.begin()
+
+
+def get_order(dbsession, order_id, *, for_update=False):
+    statement = select(Order).where(Order.id == order_id)
+    if for_update:
+        statement = statement.with_for_update()
+    order = dbsession.scalar(statement)
+    if order is None:
+        raise OrderNotFound(f"No order has the id {order_id}.")
+    return order
+
+
+def list_orders(dbsession, *, limit, cursor=None, event_id=None, customer_email=None, status=None):
+    statement = select(Order)
+    if event_id is not None:
+        statement = statement.where(Order.event_id == event_id)
+    if customer_email is not None:
+        statement = statement.where(Order.customer_email == customer_email)
+    if status is not None:
+        statement = statement.where(Order.status == status)
+    return paginate(dbsession, statement, Order, limit, cursor)
+
+
+def cancel_order(dbsession, gateway, order_id, *, now):
+    """Refund a confirmed order in full and give its tickets back to the event.
+
+    The order row stays locked from the check to the end of the transaction, so concurrent
+    cancels queue up and only the first refunds. This lock is on the order, not on the event's
+    inventory, which is touched only at the end. If the refund fails nothing changes.
+    """
+    order = get_order(dbsession, order_id, for_update=True)
+    if order.status != OrderStatus.CONFIRMED:
+        raise OrderNotCancellable(f"The order is {order.status}; only confirmed orders can be.")
+    event = events.get_event(dbsession, order.event_id)
+    if event.date <= now:
+        raise OrderNotCancellable("The event has taken place; its orders can no longer be.")
+    try:
+        refund_reference = gateway.refund(order.payment_reference, order.refund_idempotency_key)
+    except PaymentError as error:
+        raise RefundFailed(f"The refund could not be made ({error.detail}).") from error
+    cancelled = dbsession.scalar(
+        update(Order)
+        .where(Order.id == order.id, Order.status == OrderStatus.CONFIRMED)
+        .values(
+            status=OrderStatus.CANCELLED,
+            refund_reference=refund_reference,
+            cancelled_at=now,
+            refunded_at=now,
+            updated_at=now,
+        )
+        .returning(Order),
+        execution_options={"populate_existing": True},
+    )
+    if cancelled is None:
+        # Only where row locks are not real (SQLite): a twin cancel got here first.
+        raise OrderNotCancellable("The order was cancelled by another request.")
+    events.release_tickets(dbsession, order.event_id, order.quantity, now=now)
+    return cancelled
+
+
+def settle_stale_pending_orders(dbsession, tm, gateway, *, now, older_than=STALE_AFTER, limit=100):
+    """Settle orders left ``pending`` longer than ``older_than`` (a crash between reserving and
+    confirming): confirm those whose charge the gateway kept, fail and release the others.
+
+    Each order is settled in its own transaction on ``tm``; one the gateway cannot answer for is
+    left for the next run. Returns a :class:`SettlementReport`.
+    """
+    stale_ids = list(
+        dbsession.scalars(
+            select(Order.id)
+            .where(Order.status == OrderStatus.PENDING, Order.created_at < now - older_than)
+            .order_by(Order.created_at)
+            .limit(limit)
+        )
+    )
+    _commit(tm)
+    report = SettlementReport()
+    for order_id in stale_ids:
+        try:
+            outcome = _settle_pending_order(dbsession, gateway, order_id, now)
+            _commit(tm)
+        except PaymentUnavailable:
+            _abort(tm)
+            outcome = "unresolved"
+        if outcome:
+            setattr(report, outcome, getattr(report, outcome) + 1)
+    return report
+
+
+def _settle_pending_order(dbsession, gateway, order_id, now):
+    order = dbsession.scalar(
+        select(Order)
+        .where(Order.id == order_id, Order.status == OrderStatus.PENDING)
+        .with_for_update(skip_locked=True)
+    )
+    if order is None:
+        return None  # settled meanwhile, or being settled by another sweep
+    charge = _charge_made_for(gateway, order)
+    if charge is not None:
+        _confirm(dbsession, order, charge, now)
+        return "confirmed"
+    _fail(dbsession, order, "abandoned", now, keep_key=False)
+    return "failed"

@@ -1,0 +1,82 @@
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .meta import Base
+from .types import UTCDateTime, utcnow
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "pending"  # tickets reserved, payment under way
+    CONFIRMED = "confirmed"  # paid
+    FAILED = "failed"  # payment refused or abandoned; tickets released, no money kept
+    CANCELLED = "cancelled"  # refunded in full; tickets released
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price_cents >= 0", name="unit_price_not_negative"),
+        CheckConstraint(
+            "total_amount_cents = unit_price_cents * quantity", name="total_is_price_times_quantity"
+        ),
+        # Keyset pagination, alone and under each filter the API offers.
+        Index("ix_orders_created_at_id", "created_at", "id"),
+        Index("ix_orders_event_id_created_at_id", "event_id", "created_at", "id"),
+        Index("ix_orders_customer_email_created_at_id", "customer_email", "created_at", "id"),
+        Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # RESTRICT: an event with sales history cannot be deleted.
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="RESTRICT"))
+    customer_email: Mapped[str] = mapped_column(String(254))
+    customer_name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+    total_amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[OrderStatus] = mapped_column(
+        Enum(
+            OrderStatus,
+            name="order_status",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=lambda statuses: [status.value for status in statuses],
+        ),
+        default=OrderStatus.PENDING,
+    )
+    # The client's Idempotency-Key; unique, so two requests with one key can never both insert.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    payment_reference: Mapped[str | None] = mapped_column(String(255))
+    refund_reference: Mapped[str | None] = mapped_column(String(255))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def charge_idempotency_key(self):
+        """The gateway key of this order's one charge: retries of any kind reuse it."""
+        return f"order-{self.id}-charge"
+
+    @property
+    def refund_idempotency_key(self):
+        return f"order-{self.id}-refund"

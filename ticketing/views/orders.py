@@ -1,0 +1,158 @@
+"""Orders: buying tickets, reading orders, cancelling them."""
+
+import datetime as dt
+import uuid
+
+import colander
+from cornice.validators import colander_querystring_validator
+
+from ticketing.domain import orders as domain
+from ticketing.domain.errors import IdempotencyKeyInvalid, IdempotencyKeyMismatch, OrderNotFound
+from ticketing.models import OrderStatus
+from ticketing.settings import as_int
+
+from . import MAX_PAGE_SIZE, ApiService
+from .events import JSON, event_id_from
+from .schemas import (
+    StrictInteger,
+    StrictMappingSchema,
+    StrictString,
+    bound_body_validator,
+    limit_field,
+    strip,
+    text_field,
+)
+from .serialize import order_json, page_json
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+@colander.deferred
+def quantity_range(node, kw):
+    return colander.Range(1, kw["request"].registry["max_tickets_per_order"])
+
+
+def lower_and_strip(value):
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+class OrderFields(StrictMappingSchema):
+    customer_email = colander.SchemaNode(
+        StrictString(),
+        preparer=lower_and_strip,
+        validator=colander.All(colander.Length(max=254), colander.Email()),
+    )
+    customer_name = text_field()
+    quantity = colander.SchemaNode(StrictInteger(), validator=quantity_range)
+    idempotency_key = colander.SchemaNode(
+        StrictString(), preparer=strip, validator=colander.Length(1, 255), missing=None
+    )
+    payment_method = colander.SchemaNode(
+        StrictString(), validator=colander.Length(1, 255), missing=None
+    )
+
+
+class PurchaseBody(StrictMappingSchema):
+    order = OrderFields()
+
+
+class ListOrdersQuery(colander.MappingSchema):
+    limit = limit_field(MAX_PAGE_SIZE)
+    cursor = colander.SchemaNode(colander.String(), missing=None)
+    event_id = colander.SchemaNode(colander.String(), missing=None, validator=colander.uuid)
+    customer_email = colander.SchemaNode(
+        colander.String(), missing=None, preparer=lower_and_strip
+    )
+    status = colander.SchemaNode(
+        colander.String(), missing=None, validator=colander.OneOf([s.value for s in OrderStatus])
+    )
+
+
+event_purchase = ApiService(
+    name="event_purchase", path="/api/events/{id}/purchase", description="Buy tickets"
+)
+orders = ApiService(name="orders", path="/api/orders", description="Orders")
+order = ApiService(name="order", path="/api/orders/{id}", description="One order")
+order_cancel = ApiService(
+    name="order_cancel", path="/api/orders/{id}/cancel", description="Cancel and refund an order"
+)
+
+
+def order_id_from(request):
+    try:
+        return uuid.UUID(request.matchdict["id"])
+    except ValueError:
+        raise OrderNotFound(f"No order has the id {request.matchdict['id']!r}.") from None
+
+
+def idempotency_key_from(request, body_key):
+    header_key = request.headers.get(IDEMPOTENCY_HEADER, "").strip() or None
+    if body_key and header_key and body_key != header_key:
+        raise IdempotencyKeyMismatch(
+            f"The body's idempotency_key and the {IDEMPOTENCY_HEADER} header differ."
+        )
+    if header_key is not None and len(header_key) > 255:
+        raise IdempotencyKeyInvalid(f"The {IDEMPOTENCY_HEADER} header is over 255 characters.")
+    return body_key or header_key
+
+
+def utcnow():
+    return dt.datetime.now(dt.UTC)
+
+
+@event_purchase.post(
+    schema=PurchaseBody(), validators=(bound_body_validator,), content_type=JSON
+)
+def purchase_tickets(request):
+    fields = request.validated["order"]
+    purchase = domain.PurchaseRequest(
+        event_id=event_id_from(request),
+        customer_email=fields["customer_email"],
+        customer_name=fields["customer_name"],
+        quantity=fields["quantity"],
+        idempotency_key=idempotency_key_from(request, fields["idempotency_key"]),
+        payment_method=fields["payment_method"],
+    )
+    result = domain.purchase_tickets(
+        request.dbsession, request.tm, request.payment_gateway, purchase, now=utcnow()
+    )
+    if result.replayed:
+        request.response.headers["Idempotent-Replayed"] = "true"
+    else:
+        request.response.status_code = 201
+    request.response.location = request.route_url("order", id=result.order.id)
+    return {"data": order_json(result.order)}
+
+
+@orders.get(schema=ListOrdersQuery(), validators=(colander_querystring_validator,))
+def list_orders(request):
+    query = request.validated
+    page = domain.list_orders(
+        request.dbsession,
+        limit=query["limit"],
+        cursor=query["cursor"],
+        event_id=uuid.UUID(query["event_id"]) if query["event_id"] else None,
+        customer_email=query["customer_email"],
+        status=query["status"],
+    )
+    return page_json(page, order_json)
+
+
+@order.get()
+def get_order(request):
+    return {"data": order_json(domain.get_order(request.dbsession, order_id_from(request)))}
+
+
+@order_cancel.post()
+def cancel_order(request):
+    cancelled = domain.cancel_order(
+        request.dbsession, request.payment_gateway, order_id_from(request), now=utcnow()
+    )
+    return {"data": order_json(cancelled)}
+
+
+def includeme(config):
+    config.registry["max_tickets_per_order"] = as_int(
+        config.get_settings(), "ticketing.max_tickets_per_order", 10
+    )
+    config.scan(__name__)
