@@ -69,9 +69,9 @@ def assert_books_balance(engine, gateway):
             .subquery()
         )
         rows = session.execute(
-            select(Event.id, Event.total_tickets, Event.available_tickets, confirmed.c.sold).outerjoin(
-                confirmed, confirmed.c.event_id == Event.id
-            )
+            select(
+                Event.id, Event.total_tickets, Event.available_tickets, confirmed.c.sold
+            ).outerjoin(confirmed, confirmed.c.event_id == Event.id)
         ).all()
         for event_id, total, available, sold in rows:
             assert available >= 0, f"event {event_id} is oversold"

@@ -93,9 +93,7 @@ def test_the_key_may_come_in_the_idempotency_key_header(testapp, dbengine, gatew
 
 
 def test_header_and_body_keys_that_differ_are_refused(testapp, dbengine, gateway, event):
-    response = purchase(
-        testapp, event, headers={"Idempotency-Key": "other"}, status=422
-    )
+    response = purchase(testapp, event, headers={"Idempotency-Key": "other"}, status=422)
     assert response.json["code"] == "idempotency_key_mismatch"
     assert gateway.calls == []
     assert load_event(dbengine, event.id).available_tickets == 10
@@ -110,9 +108,7 @@ def test_same_key_with_a_different_request_is_refused(testapp, dbengine, gateway
     assert len(gateway.kept_charges()) == 1
 
 
-def test_a_duplicate_of_a_purchase_in_progress_gets_409_with_retry_after(
-    testapp, dbengine, event
-):
+def test_a_duplicate_of_a_purchase_in_progress_gets_409_with_retry_after(testapp, dbengine, event):
     in_progress = PurchaseRequest(
         event_id=event.id,
         customer_email="john@example.com",
@@ -211,12 +207,16 @@ def test_only_published_future_events_are_on_sale(testapp, dbengine, gateway, ev
 
 
 def test_unknown_or_malformed_event_is_404(testapp):
-    assert testapp.post_json(
-        f"/api/events/{uuid.uuid4()}/purchase", order_body(), status=404
-    ).json["code"] == "event_not_found"
-    assert testapp.post_json("/api/events/42/purchase", order_body(), status=404).json[
-        "code"
-    ] == "event_not_found"
+    assert (
+        testapp.post_json(f"/api/events/{uuid.uuid4()}/purchase", order_body(), status=404).json[
+            "code"
+        ]
+        == "event_not_found"
+    )
+    assert (
+        testapp.post_json("/api/events/42/purchase", order_body(), status=404).json["code"]
+        == "event_not_found"
+    )
 
 
 def test_insufficient_tickets_charges_nothing(testapp, dbengine, gateway, event):
@@ -302,7 +302,8 @@ def test_list_orders_filters_and_paginates(testapp, dbengine, event):
     by_event = testapp.get("/api/orders", {"event_id": str(event.id), "limit": 2}).json
     assert len(by_event["data"]) == 2
     rest = testapp.get(
-        "/api/orders", {"event_id": str(event.id), "limit": 2, "cursor": by_event["meta"]["next_cursor"]}
+        "/api/orders",
+        {"event_id": str(event.id), "limit": 2, "cursor": by_event["meta"]["next_cursor"]},
     ).json
     assert len(rest["data"]) == 1 and rest["meta"]["next_cursor"] is None
     seen = [o["id"] for o in by_event["data"] + rest["data"]]

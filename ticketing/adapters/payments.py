@@ -79,7 +79,9 @@ class MockPaymentGateway:
         self.lookup_failure_mode = lookup_failure_mode
         self.latency_ms = latency_ms
 
-    def charge(self, amount_cents, currency, idempotency_key, description, metadata, payment_method=None):
+    def charge(
+        self, amount_cents, currency, idempotency_key, description, metadata, payment_method=None
+    ):
         self._wait()
         with self._lock:
             self.calls.append(("charge", idempotency_key, amount_cents))

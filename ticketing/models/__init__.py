@@ -2,8 +2,8 @@
 
 import re
 
-import zope.sqlalchemy
 import sqlalchemy
+import zope.sqlalchemy
 from sqlalchemy import engine_from_config
 from sqlalchemy.orm import configure_mappers, sessionmaker
 

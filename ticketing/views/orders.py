@@ -60,9 +60,7 @@ class ListOrdersQuery(colander.MappingSchema):
     limit = limit_field(MAX_PAGE_SIZE)
     cursor = colander.SchemaNode(colander.String(), missing=None)
     event_id = colander.SchemaNode(colander.String(), missing=None, validator=colander.uuid)
-    customer_email = colander.SchemaNode(
-        colander.String(), missing=None, preparer=lower_and_strip
-    )
+    customer_email = colander.SchemaNode(colander.String(), missing=None, preparer=lower_and_strip)
     status = colander.SchemaNode(
         colander.String(), missing=None, validator=colander.OneOf([s.value for s in OrderStatus])
     )
@@ -100,9 +98,7 @@ def utcnow():
     return dt.datetime.now(dt.UTC)
 
 
-@event_purchase.post(
-    schema=PurchaseBody(), validators=(bound_body_validator,), content_type=JSON
-)
+@event_purchase.post(schema=PurchaseBody(), validators=(bound_body_validator,), content_type=JSON)
 def purchase_tickets(request):
     fields = request.validated["order"]
     purchase = domain.PurchaseRequest(

@@ -122,9 +122,7 @@ def _passed_on_headers(exc):
 
 @exception_view_config(errors.TicketingError)
 def domain_error(exc, request):
-    status = next(
-        (status for kind, status in DOMAIN_ERROR_STATUS if isinstance(exc, kind)), 500
-    )
+    status = next((status for kind, status in DOMAIN_ERROR_STATUS if isinstance(exc, kind)), 500)
     if status == 500:
         log.error("unmapped domain error %r", exc)
     extra = dict(exc.extra)

@@ -26,7 +26,9 @@ class StrictMapping(colander.Mapping):
         except colander.Invalid as invalid:
             error = invalid
         known = {child.name for child in node.children}
-        unknown = [key for key in cstruct if key not in known] if cstruct is not colander.null else []
+        unknown = (
+            [key for key in cstruct if key not in known] if cstruct is not colander.null else []
+        )
         if unknown:
             error = error or colander.Invalid(node)
             for key in unknown:
@@ -102,9 +104,7 @@ class UTCDateTime(colander.DateTime):
         if value is colander.null:
             return value
         if value.tzinfo is None:
-            raise colander.Invalid(
-                node, 'Must include a UTC offset, e.g. "2026-07-15T18:00:00Z".'
-            )
+            raise colander.Invalid(node, 'Must include a UTC offset, e.g. "2026-07-15T18:00:00Z".')
         return value.astimezone(dt.UTC)
 
 
