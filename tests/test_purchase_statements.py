@@ -1,0 +1,47 @@
+"""How many SQL statements a purchase costs. Each one is listed in the domain's docstring; this
+keeps the count from creeping up unnoticed."""
+
+import contextlib
+
+import sqlalchemy
+
+from .factories import create_event
+
+
+@contextlib.contextmanager
+def recorded_statements(engine):
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement.split()[0].upper())
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", record)
+
+
+def purchase(testapp, event, status):
+    body = {
+        "order": {
+            "customer_email": "a@example.com",
+            "customer_name": "A",
+            "quantity": 1,
+            "idempotency_key": "count-me",
+        }
+    }
+    return testapp.post_json(f"/api/events/{event.id}/purchase", body, status=status)
+
+
+def test_a_new_purchase_and_its_replay_cost_a_handful_of_statements(testapp, dbengine):
+    event = create_event(dbengine)
+
+    with recorded_statements(dbengine) as new_purchase:
+        purchase(testapp, event, 201)
+    with recorded_statements(dbengine) as replay:
+        purchase(testapp, event, 200)
+
+    # look up the key; reserve (UPDATE ... RETURNING); insert the order; confirm it.
+    assert new_purchase == ["SELECT", "UPDATE", "INSERT", "UPDATE"]
+    assert replay == ["SELECT"]
