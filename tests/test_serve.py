@@ -1,0 +1,135 @@
+"""The "done when" path against a real server: migrate, serve with pserve, create an event,
+publish it, read it back, all over HTTP."""
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+STARTUP_TIMEOUT = 20
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def call(method, url, body=None, timeout=5):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read() or b"null")
+
+
+@pytest.fixture
+def server(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite'}"}
+    migrated = subprocess.run(
+        [str(BIN / "initialize_ticketing_db"), "development.ini"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+
+    port = free_port()
+    log_path = tmp_path / "pserve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / "pserve"), "development.ini", f"http_port={port}"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"pserve exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                status, _, body = call("GET", f"{base}/api/health", timeout=1)
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                status = None
+            if status == 200:
+                assert body["status"] == "ok"
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"pserve did not answer /api/health within {STARTUP_TIMEOUT}s:\n"
+                    f"{log_path.read_text()}"
+                )
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_create_publish_and_read_back_over_http(server, tmp_path):
+    date = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).replace(microsecond=0)
+    body = {
+        "event": {
+            "name": "Concert",
+            "venue": "Stadium",
+            "date": date.isoformat().replace("+00:00", "Z"),
+            "ticket_price": "50.00",
+            "total_tickets": 100,
+        }
+    }
+    status, headers, created = call("POST", f"{server}/api/events", body)
+    assert status == 201, created
+    event = created["data"]
+    assert event["status"] == "draft"
+    assert event["ticket_price"] == "50.00"
+    assert headers["Location"].endswith(f"/api/events/{event['id']}")
+
+    status, _, published = call("POST", f"{server}/api/events/{event['id']}/publish")
+    assert status == 200, published
+    assert published["data"]["status"] == "published"
+
+    status, _, fetched = call("GET", f"{server}/api/events/{event['id']}")
+    assert status == 200, fetched
+    assert fetched["data"]["status"] == "published"
+    assert fetched["data"]["name"] == "Concert"
+    assert fetched["data"]["venue"] == "Stadium"
+    assert fetched["data"]["date"] == body["event"]["date"]
+    assert fetched["data"]["available_tickets"] == 100
+
+    status, headers, problem = call("GET", f"{server}/api/events/{event['id']}/nothing")
+    assert status == 404
+    assert headers["Content-Type"].startswith("application/problem+json")
+    assert problem["code"] == "not_found"
+
+    # The server used the database DATABASE_URL names.
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'dev.sqlite'}")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT name, status FROM events")).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in rows] == [("Concert", "published")]
