@@ -15,6 +15,8 @@ requires = [
     "cornice==6.1.0",
     "colander==2.0",
     "plaster_pastedeploy",
+    "limits==5.8.0",
+    "redis==8.1.0",
     "waitress==3.0.2",
     "gunicorn==27.0.1",
 ]
@@ -22,6 +24,7 @@ requires = [
 tests_require = [
     "WebTest==3.0.7",
     "pytest==9.2.0",
+    "hypothesis==6.170.17",
     "ruff",
 ]
 

@@ -8,6 +8,7 @@ def main(global_config, **settings):
     with Configurator(settings=settings) as config:
         config.include(".settings")
         config.include(".models")
+        config.include(".ratelimit")
         config.include(".adapters")
         config.include(".views")
     return config.make_wsgi_app()
