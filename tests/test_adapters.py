@@ -45,6 +45,7 @@ def build_app(tmp_path):
             "sqlalchemy.url": f"sqlite:///{tmp_path / 'unused.sqlite'}",
             "ticketing.payments": "mock",
             "ticketing.email": "mock",
+            "ticketing.require_api_key": "false",
         }
         settings.update(overrides)
         app = main({}, **settings)
@@ -139,7 +140,13 @@ def test_the_console_sender_is_chosen_by_name(build_app):
 
 
 def test_adapters_default_to_the_mocks(build_app, tmp_path):
-    app = main({}, **{"sqlalchemy.url": f"sqlite:///{tmp_path / 'unused.sqlite'}"})
+    app = main(
+        {},
+        **{
+            "sqlalchemy.url": f"sqlite:///{tmp_path / 'unused.sqlite'}",
+            "ticketing.require_api_key": "false",
+        },
+    )
     try:
         assert type(app.registry.getUtility(IPaymentGateway)) is MockPaymentGateway
         assert type(app.registry.getUtility(IEmailSender)) is MockEmailSender
@@ -259,6 +266,7 @@ def test_mock_settings_in_an_ini_reach_the_instances(tmp_path):
         "[app:main]\n"
         "use = egg:ticketing\n"
         "sqlalchemy.url = sqlite:///%(here)s/app.sqlite\n"
+        "ticketing.require_api_key = false\n"
         "ticketing.payments = mock\n"
         "payments.mock.failure_mode = timeout_after_charge\n"
         "payments.mock.refund_failure_mode = server_error\n"
@@ -296,6 +304,7 @@ def test_a_plugin_named_in_an_ini_is_used(tmp_path):
         "[app:main]\n"
         "use = egg:ticketing\n"
         "sqlalchemy.url = sqlite:///%(here)s/app.sqlite\n"
+        "ticketing.require_api_key = false\n"
         "ticketing.email = tests.plugin_adapters.RecordingEmailSender\n"
         "recording.sender = ini@example.test\n"
     )

@@ -29,6 +29,7 @@ def app_without_database(monkeypatch):
             "sqlalchemy.url": UNREACHABLE_DATABASE,
             "ticketing.payments": "mock",
             "ticketing.email": "mock",
+            "ticketing.require_api_key": "false",
         },
     )
     yield TestApp(app, extra_environ={"HTTP_HOST": "tickets.test"})

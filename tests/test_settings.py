@@ -39,7 +39,13 @@ def test_without_database_url_the_ini_stands(environ):
 def test_the_app_uses_database_url_over_its_settings(monkeypatch, tmp_path):
     target = tmp_path / "from-env.sqlite"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{target}")
-    app = main({}, **{"sqlalchemy.url": f"sqlite:///{tmp_path / 'from-ini.sqlite'}"})
+    app = main(
+        {},
+        **{
+            "sqlalchemy.url": f"sqlite:///{tmp_path / 'from-ini.sqlite'}",
+            "ticketing.require_api_key": "false",
+        },
+    )
     try:
         engine = app.registry["dbengine"]
         assert engine.url.database == str(target)
@@ -50,7 +56,9 @@ def test_the_app_uses_database_url_over_its_settings(monkeypatch, tmp_path):
 
 def test_the_app_normalizes_a_postgres_database_url(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://user:secret@db.example:5432/tickets")
-    app = main({}, **{"sqlalchemy.url": "sqlite:///ignored.sqlite"})
+    app = main(
+        {}, **{"sqlalchemy.url": "sqlite:///ignored.sqlite", "ticketing.require_api_key": "false"}
+    )
     try:
         url = app.registry["dbengine"].url
         assert url.drivername == "postgresql+psycopg"
@@ -105,8 +113,17 @@ def test_production_with_an_empty_database_url_refuses_to_start(monkeypatch):
     assert "DATABASE_URL" in str(raised.value)
 
 
+def test_production_without_api_keys_refuses_to_start(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db.example:5432/tickets")
+    monkeypatch.delenv("TICKETING_API_KEYS", raising=False)
+    with pytest.raises(ConfigurationError) as raised:
+        main({}, **production_settings())
+    assert "TICKETING_API_KEYS" in str(raised.value)
+
+
 def test_production_starts_with_database_url(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://app@db.example:5432/tickets")
+    monkeypatch.setenv("TICKETING_API_KEYS", "organiser-key-1 organiser-key-2")
     app = main({}, **production_settings())
     try:
         engine = app.registry["dbengine"]

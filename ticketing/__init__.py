@@ -8,6 +8,8 @@ def main(global_config, **settings):
     with Configurator(settings=settings) as config:
         config.include(".settings")
         config.include(".models")
+        config.include(".tweens")
+        config.include(".security")
         config.include(".ratelimit")
         config.include(".adapters")
         config.include(".views")

@@ -46,8 +46,12 @@ def get_event(dbsession, event_id, *, for_update=False):
     return event
 
 
-def list_events(dbsession, *, limit, cursor=None, status=None, updated_since=None):
+def list_events(
+    dbsession, *, limit, cursor=None, status=None, updated_since=None, include_drafts=True
+):
     statement = select(Event)
+    if not include_drafts:
+        statement = statement.where(Event.status != EventStatus.DRAFT)
     if status is not None:
         statement = statement.where(Event.status == status)
     if updated_since is not None:

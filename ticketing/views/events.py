@@ -10,6 +10,7 @@ from ticketing.domain import events as domain
 from ticketing.domain.errors import EventNotFound
 from ticketing.models import EventStatus
 from ticketing.money import to_cents
+from ticketing.security import ORGANISE, is_organiser
 
 from . import MAX_PAGE_SIZE, ApiService
 from .schemas import (
@@ -100,11 +101,17 @@ def list_events(request):
         cursor=query["cursor"],
         status=query["status"],
         updated_since=query["updated_since"],
+        include_drafts=is_organiser(request),
     )
     return page_json(page, event_json)
 
 
-@events.post(schema=CreateEventBody(), validators=(colander_body_validator,), content_type=JSON)
+@events.post(
+    schema=CreateEventBody(),
+    validators=(colander_body_validator,),
+    content_type=JSON,
+    permission=ORGANISE,
+)
 def create_event(request):
     created = domain.create_event(request.dbsession, **changes_from(request.validated["event"]))
     request.response.status_code = 201
@@ -114,10 +121,19 @@ def create_event(request):
 
 @event.get()
 def get_event(request):
-    return {"data": event_json(domain.get_event(request.dbsession, event_id_from(request)))}
+    event_id = event_id_from(request)
+    found = domain.get_event(request.dbsession, event_id)
+    if found.status == EventStatus.DRAFT and not is_organiser(request):
+        raise EventNotFound(f"No event has the id {event_id}.")
+    return {"data": event_json(found)}
 
 
-@event.put(schema=UpdateEventBody(), validators=(colander_body_validator,), content_type=JSON)
+@event.put(
+    schema=UpdateEventBody(),
+    validators=(colander_body_validator,),
+    content_type=JSON,
+    permission=ORGANISE,
+)
 def update_event(request):
     updated = domain.update_event(
         request.dbsession,
@@ -128,7 +144,7 @@ def update_event(request):
     return {"data": event_json(updated)}
 
 
-@event.delete()
+@event.delete(permission=ORGANISE)
 def delete_event(request):
     domain.delete_event(request.dbsession, event_id_from(request))
     request.response.status_code = 204
@@ -136,7 +152,7 @@ def delete_event(request):
     return request.response
 
 
-@event_publish.post()
+@event_publish.post(permission=ORGANISE)
 def publish_event(request):
     published = domain.publish_event(request.dbsession, event_id_from(request), now=utcnow())
     return {"data": event_json(published)}

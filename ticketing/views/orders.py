@@ -9,6 +9,7 @@ from cornice.validators import colander_querystring_validator
 from ticketing.domain import orders as domain
 from ticketing.domain.errors import IdempotencyKeyInvalid, IdempotencyKeyMismatch, OrderNotFound
 from ticketing.models import OrderStatus
+from ticketing.security import ORGANISE
 from ticketing.settings import as_int
 
 from . import MAX_PAGE_SIZE, ApiService
@@ -120,7 +121,9 @@ def purchase_tickets(request):
     return {"data": order_json(result.order)}
 
 
-@orders.get(schema=ListOrdersQuery(), validators=(colander_querystring_validator,))
+@orders.get(
+    schema=ListOrdersQuery(), validators=(colander_querystring_validator,), permission=ORGANISE
+)
 def list_orders(request):
     query = request.validated
     page = domain.list_orders(

@@ -4,9 +4,10 @@ stable ``code`` and, for validation errors, an ``errors`` list naming each field
 import logging
 
 from pyramid.httpexceptions import HTTPException, HTTPMethodNotAllowed, exception_response
-from pyramid.view import exception_view_config, notfound_view_config
+from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
 from ticketing.domain import errors
+from ticketing.security import bearer_token
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,19 @@ def not_found(exc, request):
     return problem(404, "not_found", "Not found", f"Nothing is served at {request.path}.")
 
 
+@forbidden_view_config()
+def forbidden(exc, request):
+    if bearer_token(request) is None:
+        return problem(
+            401,
+            "unauthorized",
+            "Unauthorized",
+            "This operation needs an organiser API key: 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="ticketing"'},
+        )
+    return problem(403, "forbidden", "Forbidden", "The API key is not valid.")
+
+
 @exception_view_config(HTTPMethodNotAllowed)
 def method_not_allowed(exc, request):
     allowed = ", ".join(exc.allow or ())
@@ -132,7 +146,12 @@ def domain_error(exc, request):
 
 @exception_view_config(Exception)
 def unexpected_error(exc, request):
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception(
+        "unhandled error on %s %s [request_id=%s]",
+        request.method,
+        request.path,
+        getattr(request, "request_id", None),
+    )
     return problem(500, "internal_error", "Internal server error", "The error has been logged.")
 
 

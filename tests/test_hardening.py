@@ -1,0 +1,79 @@
+"""Oversized and mistyped bodies, request ids, and 500s that never show a traceback."""
+
+import logging
+import uuid
+
+from zope.interface import implementer
+
+from ticketing.adapters.payments import MockPaymentGateway
+from ticketing.interfaces import IPaymentGateway
+
+from .factories import create_event
+
+
+def test_a_body_over_the_limit_is_refused_with_413(testapp):
+    body = b'{"event": {"name": "' + b"x" * (64 * 1024) + b'"}}'
+    response = testapp.post("/api/events", body, content_type="application/json", status=413)
+    assert response.json["code"] == "payload_too_large"
+    assert response.content_type == "application/problem+json"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_with_413(testapp):
+    body = b"[" + b"1," * (40 * 1024) + b"1]"
+    response = testapp.post(
+        "/api/events",
+        body,
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        extra_environ={"CONTENT_LENGTH": ""},
+        status=413,
+    )
+    assert response.json["code"] == "payload_too_large"
+
+
+def test_a_non_json_content_type_is_refused_with_415(testapp, dbengine):
+    event = create_event(dbengine)
+    for content_type in ("text/plain", "multipart/form-data", "application/x-www-form-urlencoded"):
+        response = testapp.post(
+            f"/api/events/{event.id}/purchase",
+            b"order=1",
+            headers={"Content-Type": content_type},
+            status=415,
+        )
+        assert response.json["code"] == "unsupported_media_type"
+
+
+def test_every_response_carries_a_request_id(testapp):
+    generated = testapp.get("/api/events").headers["X-Request-Id"]
+    assert len(generated) == 32
+    assert testapp.get("/api/events").headers["X-Request-Id"] != generated
+    kept = testapp.get("/api/events", headers={"X-Request-Id": "client-abc.1"})
+    assert kept.headers["X-Request-Id"] == "client-abc.1"
+    replaced = testapp.get("/api/events", headers={"X-Request-Id": "bad id\r\nx"})
+    assert replaced.headers["X-Request-Id"] != "bad id\r\nx"
+    assert testapp.get("/nowhere", status=404).headers["X-Request-Id"]
+
+
+@implementer(IPaymentGateway)
+class BrokenGateway(MockPaymentGateway):
+    def charge(self, *args, **kwargs):
+        raise RuntimeError("secret internals: sk_live_123")
+
+
+def test_an_unexpected_error_is_a_logged_500_without_a_traceback(app, testapp, dbengine, caplog):
+    app.registry.registerUtility(BrokenGateway(), IPaymentGateway)
+    event = create_event(dbengine)
+    request_id = f"req-{uuid.uuid4().hex}"
+
+    with caplog.at_level(logging.ERROR):
+        response = testapp.post_json(
+            f"/api/events/{event.id}/purchase",
+            {"order": {"customer_email": "a@example.com", "customer_name": "A", "quantity": 1}},
+            headers={"X-Request-Id": request_id},
+            status=500,
+        )
+
+    assert response.json["code"] == "internal_error"
+    assert response.headers["X-Request-Id"] == request_id
+    assert "Traceback" not in response.text and "sk_live" not in response.text
+    assert request_id in caplog.text
+    assert "RuntimeError" in caplog.text
