@@ -14,6 +14,7 @@ from pyramid.settings import asbool
 #: environment variable -> setting it overrides
 ENVIRONMENT_SETTINGS = {
     "DATABASE_URL": "sqlalchemy.url",
+    "TICKETING_API_KEYS": "ticketing.api_keys",
 }
 
 
