@@ -1,6 +1,8 @@
 """The HTTP layer: Cornice services that validate input with colander schemas, call the domain,
 and render its results. Every error leaves as ``application/problem+json``."""
 
+import uuid
+
 from cornice import Service
 
 from .problems import cornice_error_handler
@@ -14,6 +16,15 @@ class ApiService(Service):
 
     def default_error_handler(self, request):
         return cornice_error_handler(request)
+
+
+def uuid_from_path(request, not_found):
+    """The ``{id}`` of the path as a UUID; a malformed id is as unknown as a missing one."""
+    raw = request.matchdict["id"]
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise not_found(f"No such id: {raw!r}.") from None
 
 
 def includeme(config):

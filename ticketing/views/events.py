@@ -1,18 +1,16 @@
 """Events: what organisers create and publish, and buyers browse."""
 
-import datetime as dt
-import uuid
-
 import colander
 from cornice.validators import colander_body_validator, colander_querystring_validator
 
 from ticketing.domain import events as domain
 from ticketing.domain.errors import EventNotFound
 from ticketing.models import EventStatus
+from ticketing.models.types import utcnow
 from ticketing.money import to_cents
 from ticketing.security import ORGANISE, is_organiser
 
-from . import MAX_PAGE_SIZE, ApiService
+from . import MAX_PAGE_SIZE, ApiService, uuid_from_path
 from .schemas import (
     Money,
     StrictInteger,
@@ -74,14 +72,7 @@ event_publish = ApiService(
 
 
 def event_id_from(request):
-    try:
-        return uuid.UUID(request.matchdict["id"])
-    except ValueError:
-        raise EventNotFound(f"No event has the id {request.matchdict['id']!r}.") from None
-
-
-def utcnow():
-    return dt.datetime.now(dt.UTC)
+    return uuid_from_path(request, EventNotFound)
 
 
 def changes_from(fields):

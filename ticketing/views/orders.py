@@ -1,6 +1,5 @@
 """Orders: buying tickets, reading orders, cancelling them."""
 
-import datetime as dt
 import uuid
 
 import colander
@@ -9,10 +8,11 @@ from cornice.validators import colander_querystring_validator
 from ticketing.domain import orders as domain
 from ticketing.domain.errors import IdempotencyKeyInvalid, IdempotencyKeyMismatch, OrderNotFound
 from ticketing.models import OrderStatus
+from ticketing.models.types import utcnow
 from ticketing.security import ORGANISE
 from ticketing.settings import as_int
 
-from . import MAX_PAGE_SIZE, ApiService
+from . import MAX_PAGE_SIZE, ApiService, uuid_from_path
 from .events import JSON, event_id_from
 from .schemas import (
     StrictInteger,
@@ -78,10 +78,7 @@ order_cancel = ApiService(
 
 
 def order_id_from(request):
-    try:
-        return uuid.UUID(request.matchdict["id"])
-    except ValueError:
-        raise OrderNotFound(f"No order has the id {request.matchdict['id']!r}.") from None
+    return uuid_from_path(request, OrderNotFound)
 
 
 def idempotency_key_from(request, body_key):
@@ -93,10 +90,6 @@ def idempotency_key_from(request, body_key):
     if header_key is not None and len(header_key) > 255:
         raise IdempotencyKeyInvalid(f"The {IDEMPOTENCY_HEADER} header is over 255 characters.")
     return body_key or header_key
-
-
-def utcnow():
-    return dt.datetime.now(dt.UTC)
 
 
 @event_purchase.post(schema=PurchaseBody(), validators=(bound_body_validator,), content_type=JSON)
