@@ -19,11 +19,13 @@ requires = [
     "redis==8.1.0",
     "waitress==3.0.2",
     "gunicorn==27.0.1",
+    "stripe==16.1.0",
 ]
 
 tests_require = [
     "WebTest==3.0.7",
     "pytest==9.2.0",
+    "aiosmtpd==1.4.6",
     "hypothesis==6.170.17",
     "ruff",
 ]
@@ -40,10 +42,18 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests"]),
     include_package_data=True,
-    package_data={"ticketing": ["alembic/*.mako", "alembic/*.py", "alembic/versions/*.py"]},
+    package_data={
+        "ticketing": [
+            "alembic/*.mako",
+            "alembic/*.py",
+            "alembic/versions/*.py",
+            "templates/email/*.txt",
+            "templates/email/*.html",
+        ]
+    },
     zip_safe=False,
     install_requires=requires,
-    extras_require={"testing": tests_require},
+    extras_require={"testing": tests_require, "bench": ["pyinstrument"]},
     entry_points={
         "paste.app_factory": ["main = ticketing:main"],
         "paste.server_runner": ["waitress = ticketing.server:serve"],

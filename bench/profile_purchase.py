@@ -31,14 +31,21 @@ def main_(argv=None):
     args = parser.parse_args(argv)
 
     name = f"ticketing_profile_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(sa.make_url(SERVER).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        sa.make_url(SERVER).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.make_url(SERVER).set(database=name).render_as_string(hide_password=False)
     engine = get_engine({"sqlalchemy.url": url})
     try:
         upgrade_to_head(engine)
-        app = TestApp(main({}, **{"sqlalchemy.url": url, "dbengine": engine}))
+        app = TestApp(
+            main(
+                {},
+                **{"sqlalchemy.url": url, "dbengine": engine, "ticketing.require_api_key": "false"},
+            )
+        )
         event = app.post_json(
             "/api/events",
             {

@@ -12,9 +12,9 @@ the README's curl examples work as written.
 
 import hmac
 
-from pyramid.security import Allowed, Denied
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import ISecurityPolicy
+from pyramid.security import Allowed, Denied
 from zope.interface import implementer
 
 from ticketing.settings import as_bool

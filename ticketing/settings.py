@@ -15,6 +15,15 @@ from pyramid.settings import asbool
 ENVIRONMENT_SETTINGS = {
     "DATABASE_URL": "sqlalchemy.url",
     "TICKETING_API_KEYS": "ticketing.api_keys",
+    "RATELIMIT_STORAGE_URL": "ratelimit.storage_url",
+    # Read when ticketing.payments = stripe
+    "STRIPE_SECRET_KEY": "stripe.api_key",
+    # Read when ticketing.email = smtp
+    "MAIL_HOST": "mail.host",
+    "MAIL_PORT": "mail.port",
+    "MAIL_USERNAME": "mail.username",
+    "MAIL_PASSWORD": "mail.password",
+    "MAIL_DEFAULT_SENDER": "mail.default_sender",
 }
 
 

@@ -15,11 +15,13 @@ from ticketing.interfaces import IEmailSender, IPaymentGateway
 
 PAYMENT_GATEWAYS = {
     "mock": "ticketing.adapters.payments.MockPaymentGateway",
+    "stripe": "ticketing.adapters.stripe_gateway.StripePaymentGateway",
 }
 
 EMAIL_SENDERS = {
     "mock": "ticketing.adapters.email.MockEmailSender",
     "console": "ticketing.adapters.email.ConsoleEmailSender",
+    "smtp": "ticketing.adapters.smtp.SMTPEmailSender",
 }
 
 
@@ -41,7 +43,11 @@ def build_adapter(config, interface, setting, known, default):
     # A module (e.g. an installed SDK named like the short name) is no factory at all.
     if not isinstance(factory, type) or not interface.implementedBy(factory):
         raise ConfigurationError(f"{setting} = {choice!r} does not implement {interface.__name__}")
-    adapter = factory.from_settings(settings)
+    try:
+        adapter = factory.from_settings(settings)
+    except ConfigurationError as error:
+        # Say which choice needs the setting: "ticketing.payments = 'stripe': missing ...".
+        raise ConfigurationError(f"{setting} = {choice!r}: {error}") from error
     try:
         verifyObject(interface, adapter)
     except Invalid as error:
@@ -49,6 +55,15 @@ def build_adapter(config, interface, setting, known, default):
             f"{setting} = {choice!r} does not implement {interface.__name__}: {error}"
         ) from error
     return adapter
+
+
+def as_float(settings, key, default):
+    """A number setting (a timeout), failing at startup when it is not one."""
+    value = settings.get(key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"setting {key!r} must be a number, got {value!r}") from None
 
 
 def includeme(config):

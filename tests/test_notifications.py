@@ -1,0 +1,163 @@
+"""Order emails: built from the templates in ticketing/templates/email, multipart/alternative with a
+plain-text and an HTML part, every value HTML-escaped in the HTML part."""
+
+import datetime as dt
+import email
+import email.policy
+import uuid
+from importlib import resources
+
+import pytest
+
+from ticketing.models import Event, EventStatus, Order, OrderStatus
+from ticketing.notifications import (
+    format_event_date,
+    order_cancellation_message,
+    order_confirmation_message,
+)
+
+SENDER = "Tickets <tickets@example.test>"
+ORDER_ID = uuid.UUID("3f2b8c1e-0000-4000-8000-00000000abcd")
+
+
+def make_event(**fields):
+    values = {
+        "id": uuid.uuid4(),
+        "name": "Concert",
+        "venue": "Stadium",
+        "date": dt.datetime(2027, 3, 13, 20, 0, tzinfo=dt.UTC),
+        "ticket_price_cents": 5000,
+        "currency": "USD",
+        "total_tickets": 100,
+        "available_tickets": 98,
+        "status": EventStatus.PUBLISHED,
+    }
+    values.update(fields)
+    return Event(**values)
+
+
+def make_order(event, **fields):
+    values = {
+        "id": ORDER_ID,
+        "event_id": event.id,
+        "customer_email": "john@example.com",
+        "customer_name": "John Doe",
+        "quantity": 2,
+        "unit_price_cents": 5000,
+        "total_amount_cents": 10000,
+        "currency": "USD",
+        "status": OrderStatus.CONFIRMED,
+    }
+    values.update(fields)
+    return Order(**values)
+
+
+def parts(message):
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    return text, html
+
+
+def round_trip(message):
+    """The message as a mail server would store it, parsed back."""
+    return email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+
+
+BUILDERS = [order_confirmation_message, order_cancellation_message]
+
+
+def test_the_confirmation_says_what_was_bought():
+    event = make_event()
+    message = order_confirmation_message(make_order(event), event, SENDER)
+
+    assert message["Subject"] == "Your tickets for Concert (order 3f2b8c1e)"
+    assert message["From"] == SENDER
+    assert message["To"] == "John Doe <john@example.com>"
+    assert message["Date"] and message["Message-ID"].endswith("@example.test>")
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == [
+        "text/plain",
+        "text/html",
+    ]
+    text, html = parts(message)
+    for part in (text, html):
+        assert str(ORDER_ID) in part
+        assert "Concert" in part
+        assert "Stadium" in part
+        assert "Saturday 13 March 2027, 20:00 UTC" in part
+        assert "100.00 USD" in part
+        assert "50.00 USD" in part
+        assert "John Doe" in part
+    assert "Tickets:   2 x 50.00 USD" in text
+    assert "<td>2 &times; 50.00 USD</td>" in html
+    assert "confirmed" in text
+
+
+def test_the_cancellation_says_what_was_refunded():
+    event = make_event()
+    order = make_order(event, status=OrderStatus.CANCELLED, quantity=3, total_amount_cents=15000)
+    message = order_cancellation_message(order, event, SENDER)
+
+    assert message["Subject"] == "Cancelled: your order for Concert (order 3f2b8c1e)"
+    assert message["To"] == "John Doe <john@example.com>"
+    text, html = parts(message)
+    assert "cancelled and refunded in full" in text
+    assert "Refund:    150.00 USD" in text
+    assert "Tickets:   3" in text
+    for part in (text, html):
+        assert str(ORDER_ID) in part and "Stadium" in part and "150.00 USD" in part
+
+
+@pytest.mark.parametrize("build", BUILDERS)
+def test_values_are_escaped_in_the_html_part_only(build):
+    event = make_event(name="Rock & Roll <Live>", venue='"The" Venue')
+    order = make_order(event, customer_name="<script>alert(1)</script>")
+    text, html = parts(build(order, event, SENDER))
+
+    assert "Rock & Roll <Live>" in text
+    assert '"The" Venue' in text
+    assert "<script>alert(1)</script>" in text
+    assert "Rock &amp; Roll &lt;Live&gt;" in html
+    assert "&quot;The&quot; Venue" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>" not in html and "<Live>" not in html
+
+
+@pytest.mark.parametrize("build", BUILDERS)
+def test_a_line_break_in_a_value_cannot_add_a_header(build):
+    event = make_event(name="Concert\r\nBcc: everyone@example.test")
+    order = make_order(event, customer_name="John\nDoe")
+    received = round_trip(build(order, event, SENDER))
+    assert received["Bcc"] is None
+    assert "\n" not in received["Subject"]
+    assert "Concert Bcc: everyone@example.test" in received["Subject"]
+    assert received["To"] == "John Doe <john@example.com>"
+
+
+@pytest.mark.parametrize("build", BUILDERS)
+def test_non_ascii_survives_the_trip(build):
+    event = make_event(name="Café Tacuba — En vivo", venue="Zócalo")
+    order = make_order(event, customer_name="José Núñez")
+    received = round_trip(build(order, event, SENDER))
+    assert "Café Tacuba — En vivo" in received["Subject"]
+    assert received["To"].addresses[0].display_name == "José Núñez"
+    text, html = parts(received)
+    assert "Café Tacuba — En vivo" in text and "Zócalo" in text
+    assert "Café Tacuba — En vivo" in html
+
+
+def test_event_dates_are_shown_in_utc_in_english():
+    paris = dt.timezone(dt.timedelta(hours=1))
+    assert format_event_date(dt.datetime(2027, 3, 13, 21, 30, tzinfo=paris)) == (
+        "Saturday 13 March 2027, 20:30 UTC"
+    )
+    assert format_event_date(dt.datetime(2026, 12, 31, 23, 5)) == (
+        "Thursday 31 December 2026, 23:05 UTC"
+    )
+
+
+def test_every_message_has_its_three_templates_in_the_package():
+    folder = resources.files("ticketing").joinpath("templates").joinpath("email")
+    names = {entry.name for entry in folder.iterdir()}
+    for message in ("order_confirmation", "order_cancellation"):
+        assert {f"{message}.subject.txt", f"{message}.txt", f"{message}.html"} <= names

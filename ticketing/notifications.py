@@ -1,0 +1,102 @@
+"""The emails sent to customers, built from the templates in ``ticketing/templates/email``.
+
+Each message has three templates, ``string.Template`` files named after it: ``NAME.subject.txt``,
+``NAME.txt`` (the plain-text part) and ``NAME.html`` (the HTML part, where every value is
+HTML-escaped). A message is ``multipart/alternative``, plain text first, so that any client shows
+one of the two. Building a message needs no server: hand the result to an
+:class:`~ticketing.interfaces.IEmailSender`.
+"""
+
+import datetime as dt
+import html
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from functools import cache
+from importlib import resources
+from string import Template
+
+from ticketing.money import format_cents
+
+
+def order_confirmation_message(order, event, sender):
+    """The email telling the buyer of a confirmed ``order`` their tickets for ``event``."""
+    return render_message("order_confirmation", _order_values(order, event), order, sender)
+
+
+def order_cancellation_message(order, event, sender):
+    """The email telling the buyer that ``order`` is cancelled and refunded in full."""
+    return render_message("order_cancellation", _order_values(order, event), order, sender)
+
+
+def render_message(name, values, order, sender, *, now=None):
+    """Fill the three templates of message ``name`` with ``values`` and address the result from
+    ``sender`` to the order's customer."""
+    message = EmailMessage()
+    message["Subject"] = _template(f"{name}.subject.txt").substitute(_one_line(values)).strip()
+    message["From"] = sender
+    message["To"] = Address(
+        display_name=" ".join(order.customer_name.split()), addr_spec=order.customer_email
+    )
+    message["Date"] = format_datetime(now or dt.datetime.now(dt.UTC))
+    message["Message-ID"] = make_msgid(domain=_domain_of(sender))
+    message.set_content(_template(f"{name}.txt").substitute(values))
+    escaped = {key: html.escape(str(value), quote=True) for key, value in values.items()}
+    message.add_alternative(_template(f"{name}.html").substitute(escaped), subtype="html")
+    return message
+
+
+def _order_values(order, event):
+    return {
+        "customer_name": order.customer_name,
+        "order_id": str(order.id),
+        "short_order_id": str(order.id)[:8],
+        "event_name": event.name,
+        "venue": event.venue,
+        "event_date": format_event_date(event.date),
+        "quantity": str(order.quantity),
+        "unit_price": format_cents(order.unit_price_cents),
+        "total": format_cents(order.total_amount_cents),
+        "currency": order.currency,
+    }
+
+
+def format_event_date(when):
+    """``Saturday 14 March 2027, 20:00 UTC``: in English, whatever the process's locale."""
+    when = when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    weekday = _WEEKDAYS[when.weekday()]
+    month = _MONTHS[when.month - 1]
+    return f"{weekday} {when.day} {month} {when.year}, {when:%H:%M} UTC"
+
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+@cache
+def _template(filename):
+    folder = resources.files("ticketing").joinpath("templates").joinpath("email")
+    return Template(folder.joinpath(filename).read_text(encoding="utf-8"))
+
+
+def _one_line(values):
+    # A header must not break: event names and the like lose any line breaks in the subject.
+    return {key: " ".join(str(value).split()) for key, value in values.items()}
+
+
+def _domain_of(sender):
+    address = parseaddr(str(sender))[1]
+    return address.rpartition("@")[2] or "localhost"
