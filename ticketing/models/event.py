@@ -2,11 +2,11 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Enum, Index, Integer, String, Uuid
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .meta import Base
-from .types import UTCDateTime, utcnow
+from .types import UTCDateTime, status_enum, utcnow
 
 
 class EventStatus(enum.StrEnum):
@@ -36,14 +36,7 @@ class Event(Base):
     total_tickets: Mapped[int] = mapped_column(Integer)
     available_tickets: Mapped[int] = mapped_column(Integer)
     status: Mapped[EventStatus] = mapped_column(
-        Enum(
-            EventStatus,
-            name="event_status",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=lambda statuses: [status.value for status in statuses],
-        ),
+        status_enum(EventStatus, "event_status"),
         default=EventStatus.DRAFT,
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -5,7 +5,6 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -15,7 +14,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .meta import Base
-from .types import UTCDateTime, utcnow
+from .types import UTCDateTime, status_enum, utcnow
 
 
 class OrderStatus(enum.StrEnum):
@@ -50,14 +49,7 @@ class Order(Base):
     total_amount_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[OrderStatus] = mapped_column(
-        Enum(
-            OrderStatus,
-            name="order_status",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=lambda statuses: [status.value for status in statuses],
-        ),
+        status_enum(OrderStatus, "order_status"),
         default=OrderStatus.PENDING,
     )
     # The client's Idempotency-Key; unique, so two requests with one key can never both insert.

@@ -1,6 +1,6 @@
 import datetime as dt
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Enum
 from sqlalchemy.types import TypeDecorator
 
 
@@ -35,3 +35,16 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow():
     return dt.datetime.now(dt.UTC)
+
+
+def status_enum(enum_class, name):
+    """A status column type: its values in a VARCHAR guarded by a CHECK constraint, portable to
+    SQLite, and new statuses need no ALTER TYPE."""
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda statuses: [status.value for status in statuses],
+    )
