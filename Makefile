@@ -18,7 +18,10 @@ $(STAMP): $(BIN)/python setup.py
 initdb: $(STAMP)
 	$(BIN)/initialize_ticketing_db $(INI)
 
+# The job worker runs beside the server and stops with it.
 run: initdb
+	$(BIN)/ticketing_worker $(INI) & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/pserve $(INI)
 
 test: $(STAMP)
@@ -28,4 +31,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache ticketing.sqlite
+	rm -rf $(VENV) *.egg-info .pytest_cache ticketing.sqlite huey.sqlite

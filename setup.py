@@ -15,11 +15,14 @@ requires = [
     "cornice==6.1.0",
     "colander==2.0",
     "plaster_pastedeploy",
+    "huey==3.5.4",
     "limits==5.8.0",
     "redis==8.1.0",
     "waitress==3.0.2",
     "gunicorn==27.0.1",
     "stripe==16.1.0",
+    # Swagger UI's assets for /api/docs, served from the package (no CDN).
+    "swagger-ui-bundle==1.1.0",
 ]
 
 tests_require = [
@@ -27,6 +30,8 @@ tests_require = [
     "pytest==9.2.0",
     "aiosmtpd==1.4.6",
     "hypothesis==6.170.17",
+    "openapi-spec-validator==0.9.0",
+    "schemathesis==4.32.5",
     "ruff",
 ]
 
@@ -59,6 +64,7 @@ setup(
         "paste.server_runner": ["waitress = ticketing.server:serve"],
         "console_scripts": [
             "initialize_ticketing_db = ticketing.scripts.initialize_db:main",
+            "ticketing_worker = ticketing.scripts.worker:main",
         ],
     },
 )

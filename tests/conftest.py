@@ -107,6 +107,8 @@ def app_settings(engine, **overrides):
         "ticketing.email": "mock",
         # Rate limits have tests of their own; elsewhere they would only get in the way.
         "ratelimit.enabled": "false",
+        # Jobs run inline when enqueued (after commit), with the app's own mock adapters.
+        "huey.immediate": "true",
         # As in development.ini; tests/test_access_control.py switches it on.
         "ticketing.require_api_key": "false",
     }

@@ -12,5 +12,6 @@ def main(global_config, **settings):
         config.include(".security")
         config.include(".ratelimit")
         config.include(".adapters")
+        config.include(".jobs")
         config.include(".views")
     return config.make_wsgi_app()

@@ -16,6 +16,7 @@ ENVIRONMENT_SETTINGS = {
     "DATABASE_URL": "sqlalchemy.url",
     "TICKETING_API_KEYS": "ticketing.api_keys",
     "RATELIMIT_STORAGE_URL": "ratelimit.storage_url",
+    "HUEY_URL": "huey.url",
     # Read when ticketing.payments = stripe
     "STRIPE_SECRET_KEY": "stripe.api_key",
     # Read when ticketing.email = smtp

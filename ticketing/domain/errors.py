@@ -112,6 +112,11 @@ class OrderNotFound(NotFound):
     title = "Order not found"
 
 
+class EmailNotFound(NotFound):
+    code = "email_not_found"
+    title = "Email not found"
+
+
 class OrderNotCancellable(Conflict):
     code = "order_not_cancellable"
     title = "The order cannot be cancelled"

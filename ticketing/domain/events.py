@@ -149,3 +149,29 @@ def release_tickets(dbsession, event_id, quantity, *, now):
         .values(available_tickets=Event.available_tickets + quantity, updated_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+def complete_past_events(dbsession, tm, *, now, batch_size=500):
+    """Mark published events whose date has passed as completed, ``batch_size`` at a time, each
+    batch in its own transaction on ``tm``; drafts are left alone. Running it again changes
+    nothing. Returns how many events it completed."""
+    completed = 0
+    while True:
+        batch = list(
+            dbsession.scalars(
+                select(Event.id)
+                .where(Event.status == EventStatus.PUBLISHED, Event.date < now)
+                .limit(batch_size)
+            )
+        )
+        if not batch:
+            return completed
+        dbsession.execute(
+            update(Event)
+            .where(Event.id.in_(batch), Event.status == EventStatus.PUBLISHED)
+            .values(status=EventStatus.COMPLETED, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        tm.commit()
+        tm.begin()
+        completed += len(batch)

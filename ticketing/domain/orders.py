@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from ticketing.models import Order, OrderStatus
+from ticketing.models import EmailKind, Order, OrderStatus
 from ticketing.pagination import paginate
 
-from . import events
+from . import events, outbox
 from .errors import (
     IdempotencyKeyReused,
     OrderNotCancellable,
@@ -207,7 +207,9 @@ def _charge_made_for(gateway, order):
 
 
 def _confirm(dbsession, order, charge, now):
-    return dbsession.scalar(
+    """Confirm a pending order and owe its buyer the confirmation email, in one transaction; None
+    if the order was no longer pending."""
+    confirmed = dbsession.scalar(
         update(Order)
         .where(Order.id == order.id, Order.status == OrderStatus.PENDING)
         .values(
@@ -219,6 +221,9 @@ def _confirm(dbsession, order, charge, now):
         .returning(Order),
         execution_options={"populate_existing": True},
     )
+    if confirmed is not None:
+        outbox.record_email(dbsession, confirmed.id, EmailKind.ORDER_CONFIRMATION, now=now)
+    return confirmed
 
 
 def _fail(dbsession, order, failure_code, now, *, keep_key):
@@ -330,6 +335,7 @@ def cancel_order(dbsession, gateway, order_id, *, now):
         # Only where row locks are not real (SQLite): a twin cancel got here first.
         raise OrderNotCancellable("The order was cancelled by another request.")
     events.release_tickets(dbsession, order.event_id, order.quantity, now=now)
+    outbox.record_email(dbsession, cancelled.id, EmailKind.ORDER_CANCELLATION, now=now)
     return cancelled
 
 

@@ -12,9 +12,13 @@ from ticketing.settings import require
 from .event import Event, EventStatus
 from .meta import Base
 from .order import Order, OrderStatus
+from .outbox import EmailKind, EmailStatus, OutboxEmail
 
 __all__ = [
     "Base",
+    "EmailKind",
+    "EmailStatus",
+    "OutboxEmail",
     "Event",
     "EventStatus",
     "Order",

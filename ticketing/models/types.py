@@ -37,7 +37,7 @@ def utcnow():
     return dt.datetime.now(dt.UTC)
 
 
-def status_enum(enum_class, name):
+def status_enum(enum_class, name, length=16):
     """A status column type: its values in a VARCHAR guarded by a CHECK constraint, portable to
     SQLite, and new statuses need no ALTER TYPE."""
     return Enum(
@@ -45,6 +45,6 @@ def status_enum(enum_class, name):
         name=name,
         native_enum=False,
         create_constraint=True,
-        length=16,
+        length=length,
         values_callable=lambda statuses: [status.value for status in statuses],
     )

@@ -1,0 +1,246 @@
+"""Background jobs in immediate mode (and on an in-memory queue where the test drives the
+consumer's steps itself): the confirmation and cancellation emails, their outbox, retries with
+backoff, the sweep, and the daily completion of past events."""
+
+import datetime as dt
+import logging
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from webtest import TestApp
+
+from ticketing import main
+from ticketing.domain import events as domain_events
+from ticketing.domain import outbox
+from ticketing.interfaces import IEmailSender, IPaymentGateway
+from ticketing.jobs.tasks import email_retry_delays
+from ticketing.models import EmailKind, EmailStatus, EventStatus, Order, OrderStatus, OutboxEmail
+
+from .conftest import app_settings
+from .factories import assert_books_balance, create_event, load_event, orders_of
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def buy(testapp, event, status=201, **fields):
+    order = {"customer_email": "ann@example.com", "customer_name": "Ann Lee", "quantity": 2}
+    order.update(fields)
+    return testapp.post_json(f"/api/events/{event.id}/purchase", {"order": order}, status=status)
+
+
+def outbox_rows(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.scalars(sa.select(OutboxEmail).order_by(OutboxEmail.created_at)))
+
+
+@pytest.fixture
+def jobs(app):
+    return app.registry["jobs"]
+
+
+def test_a_purchase_sends_the_confirmation_after_commit(testapp, dbengine, mailer):
+    event = create_event(dbengine, name="Jazz Night", venue="Blue Hall")
+    order = buy(testapp, event).json["data"]
+
+    [message] = mailer.outbox
+    assert message["To"] == "Ann Lee <ann@example.com>"
+    assert "Jazz Night" in message["Subject"]
+    body = message.get_body(preferencelist=("plain",)).get_content()
+    assert order["id"] in body and "Blue Hall" in body and "100.00" in body
+    [email] = outbox_rows(dbengine)
+    assert (email.kind, email.status, email.attempts) == (
+        EmailKind.ORDER_CONFIRMATION,
+        EmailStatus.SENT,
+        1,
+    )
+    assert message["Message-ID"] == f"<{email.id}@localhost>"
+
+
+def test_a_cancellation_sends_its_own_email(testapp, dbengine, mailer):
+    event = create_event(dbengine)
+    order = buy(testapp, event).json["data"]
+    testapp.post(f"/api/orders/{order['id']}/cancel", status=200)
+
+    assert [m["Subject"] for m in mailer.outbox][1].lower().count("cancel") == 1
+    kinds = {(row.kind, row.status) for row in outbox_rows(dbengine)}
+    assert kinds == {
+        (EmailKind.ORDER_CONFIRMATION, EmailStatus.SENT),
+        (EmailKind.ORDER_CANCELLATION, EmailStatus.SENT),
+    }
+
+
+def test_no_email_for_a_purchase_that_did_not_commit(testapp, dbengine, gateway, mailer):
+    gateway.configure(failure_mode="card_declined")
+    buy(testapp, create_event(dbengine), status=402)
+    assert mailer.outbox == []
+    assert outbox_rows(dbengine) == []
+
+
+def test_a_mail_outage_keeps_the_email_owed_and_retries_it(testapp, dbengine, mailer, jobs):
+    mailer.configure(failure_mode="server_error")
+    buy(testapp, create_event(dbengine))
+
+    [email] = outbox_rows(dbengine)
+    assert email.status == EmailStatus.PENDING
+    assert email.attempts == 1
+    assert "mail server error" in email.last_error
+    # The sweep leaves it to the queue's retry until that retry is due.
+    assert email.next_attempt_at > email.updated_at
+
+    mailer.configure()
+    assert jobs.send_email(email.id)() == "sent"
+    assert len(mailer.outbox) == 1
+    assert jobs.send_email(email.id)() == "skipped"
+    assert len(mailer.outbox) == 1
+
+
+def test_after_the_last_attempt_the_email_is_failed_and_can_be_resent(
+    app, testapp, dbengine, mailer, jobs
+):
+    mailer.configure(failure_mode="timeout")
+    buy(testapp, create_event(dbengine))
+    [email] = outbox_rows(dbengine)
+    for _ in range(outbox.MAX_ATTEMPTS - 1):
+        jobs.send_email(email.id)
+    [email] = outbox_rows(dbengine)
+    assert (email.status, email.attempts) == (EmailStatus.FAILED, outbox.MAX_ATTEMPTS)
+
+    mailer.configure()
+    # As the admin console does it: in a session of the app's, dispatched after commit.
+    session = app.registry["dbsession_factory"]()
+    with session.begin():
+        outbox.resend_email(session, email.id, now=NOW)
+
+    [email] = outbox_rows(dbengine)
+    assert (email.status, email.attempts) == (EmailStatus.SENT, 1)
+    assert len(mailer.outbox) == 1
+
+
+def test_email_retries_back_off_exponentially(dbengine):
+    assert email_retry_delays(10) == [10, 20, 40, 80, 160]
+
+    # Drive Huey's own scheduling on a queue the test consumes step by step.
+    app = main({}, **app_settings(dbengine, **{"huey.immediate": "false"}))
+    mailer = app.registry.getUtility(IEmailSender)
+    mailer.configure(failure_mode="server_error")
+    huey = app.registry["jobs"].hueys["emails"]
+    buy(TestApp(app), create_event(dbengine))
+
+    task = huey.dequeue()
+    waits = []
+    for _ in range(5):
+        before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        huey.execute(task)
+        [scheduled] = huey.scheduled()
+        waits.append(round((scheduled.eta - before).total_seconds()))
+        # Take it off the schedule and run it as if its time had come.
+        [task] = huey.read_schedule(scheduled.eta)
+        task.eta = None
+    huey.execute(task)
+    assert waits == [10, 20, 40, 80, 160]
+    assert huey.scheduled() == [] and len(huey) == 0
+    [email] = outbox_rows(dbengine)
+    assert (email.status, email.attempts) == (EmailStatus.FAILED, 6)
+
+
+def test_the_sweep_requeues_an_email_whose_job_was_lost(dbengine):
+    app = main({}, **app_settings(dbengine, **{"huey.immediate": "false"}))
+    huey = app.registry["jobs"].hueys["emails"]
+    buy(TestApp(app), create_event(dbengine))
+    huey.flush()  # the queue lost the job (Redis restarted, say)
+
+    session = app.registry["dbsession_factory"]()
+    with session.begin():
+        assert outbox.overdue_emails(session, now=dt.datetime.now(dt.UTC)) == []  # not yet due
+    with session.begin():
+        overdue = outbox.overdue_emails(session, now=NOW + dt.timedelta(minutes=5))
+    assert len(overdue) == 1
+    assert len(huey) == 1  # dispatched after the sweep's commit
+
+    huey.execute(huey.dequeue())
+    mailer = app.registry.getUtility(IEmailSender)
+    assert len(mailer.outbox) == 1
+    [email] = outbox_rows(dbengine)
+    assert email.status == EmailStatus.SENT
+
+
+def test_a_failed_outbox_write_fails_the_whole_purchase(pg_engine):
+    app = main({}, **app_settings(pg_engine))
+    gateway = app.registry.getUtility(IPaymentGateway)
+    event = create_event(pg_engine, total_tickets=10)
+    with pg_engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "CREATE FUNCTION refuse_outbox() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'outbox unavailable'; END $$"
+            )
+        )
+        connection.execute(
+            sa.text(
+                "CREATE TRIGGER refuse_outbox BEFORE INSERT ON email_outbox "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_outbox()"
+            )
+        )
+    try:
+        response = buy(TestApp(app), event, status=500)
+    finally:
+        with pg_engine.begin() as connection:
+            connection.execute(sa.text("DROP TRIGGER refuse_outbox ON email_outbox"))
+            connection.execute(sa.text("DROP FUNCTION refuse_outbox()"))
+
+    assert response.json["code"] == "internal_error"
+    [order] = orders_of(pg_engine)
+    assert order.status == OrderStatus.FAILED
+    assert load_event(pg_engine, event.id).available_tickets == 10
+    assert gateway.kept_charges() == []
+    assert_books_balance(pg_engine, gateway)
+
+
+def test_completion_marks_only_past_published_events_and_is_safe_twice(dbengine, tm, dbsession):
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    past_published = [create_event(dbengine, date=past) for _ in range(5)]
+    past_draft = create_event(dbengine, date=past, status=EventStatus.DRAFT)
+    future_published = create_event(dbengine)
+
+    assert domain_events.complete_past_events(dbsession, tm, now=NOW, batch_size=2) == 5
+    assert domain_events.complete_past_events(dbsession, tm, now=NOW, batch_size=2) == 0
+
+    for event in past_published:
+        assert load_event(dbengine, event.id).status == EventStatus.COMPLETED
+    assert load_event(dbengine, past_draft.id).status == EventStatus.DRAFT
+    assert load_event(dbengine, future_published.id).status == EventStatus.PUBLISHED
+
+
+def test_the_completion_job_runs_in_its_own_transaction(dbengine, jobs):
+    event = create_event(dbengine, date=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    assert jobs.tasks.complete_past_events.call_local() == 1
+    assert jobs.tasks.complete_past_events.call_local() == 0
+    assert load_event(dbengine, event.id).status == EventStatus.COMPLETED
+
+
+def test_the_settling_job_settles_stale_pending_orders(dbengine, jobs, gateway):
+    event = create_event(dbengine, total_tickets=10, available_tickets=8)
+    with Session(dbengine) as session, session.begin():
+        session.add(
+            Order(
+                event_id=event.id,
+                customer_email="a@example.com",
+                customer_name="A",
+                quantity=2,
+                unit_price_cents=5000,
+                total_amount_cents=10000,
+                currency="USD",
+                status=OrderStatus.PENDING,
+                created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+            )
+        )
+    assert jobs.tasks.settle_stale_orders.call_local() == (0, 1, 0)
+    assert load_event(dbengine, event.id).available_tickets == 10
+    assert_books_balance(dbengine, gateway)
+
+
+def test_each_job_logs_its_outcome_and_duration(testapp, dbengine, caplog):
+    with caplog.at_level(logging.INFO, logger="ticketing.jobs"):
+        buy(testapp, create_event(dbengine))
+    assert "[huey] completed send_order_email in" in caplog.text

@@ -1,0 +1,220 @@
+"""End to end with the real parts: a purchase on PostgreSQL, its email queued on the local Redis,
+a real ``ticketing_worker`` process consuming it, and a real SMTP server (aiosmtpd) receiving it.
+"""
+
+import asyncio
+import email
+import email.policy
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+import redis
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from webtest import TestApp
+
+from ticketing import main
+from ticketing.domain import outbox
+from ticketing.models import EmailStatus, OutboxEmail
+from ticketing.models.types import utcnow
+
+from .conftest import app_settings
+from .factories import create_event
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+WORKER = REPO / ".venv" / "bin" / "ticketing_worker"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Mailbox:
+    """An SMTP handler that keeps what it receives; it can refuse the first attempts for a while
+    (451, try again later) or hold a delivery at RCPT until told to go on."""
+
+    def __init__(self):
+        self.messages = []
+        self.refusals_left = 0
+        self.hold = False
+        self.holding = asyncio.Event()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.hold:
+            self.holding.set()
+            while self.hold:
+                await asyncio.sleep(0.05)
+        if self.refusals_left > 0:
+            self.refusals_left -= 1
+            return "451 4.3.0 Mailbox busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(
+            email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        )
+        return "250 Message accepted for delivery"
+
+
+def wait_for(condition, timeout=30, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def mailbox():
+    handler = Mailbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, controller.port
+    controller.stop()
+
+
+@pytest.fixture
+def queue_name():
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as error:
+        pytest.fail(f"Redis is required for this test and is not reachable: {error}")
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    for key in client.scan_iter(f"*{name}*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def settings(pg_engine, mailbox, queue_name):
+    _, port = mailbox
+    return {
+        "sqlalchemy.url": pg_engine.url.render_as_string(hide_password=False),
+        "ticketing.require_api_key": "false",
+        "ratelimit.enabled": "false",
+        "ticketing.payments": "mock",
+        "ticketing.email": "smtp",
+        "mail.host": "127.0.0.1",
+        "mail.port": str(port),
+        "mail.default_sender": "Tickets <tickets@example.test>",
+        "mail.timeout_seconds": "5",
+        "huey.url": REDIS_URL,
+        "huey.immediate": "false",
+        "huey.name": queue_name,
+        "huey.email_retry_delay_seconds": "1",
+    }
+
+
+@pytest.fixture
+def start_worker(settings, tmp_path):
+    ini = tmp_path / "worker.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:ticketing\n"
+        + "".join(f"{key} = {value}\n" for key, value in settings.items())
+    )
+    environ = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    workers = []
+
+    def start():
+        log = open(tmp_path / f"worker-{len(workers)}.log", "wb")
+        process = subprocess.Popen(
+            [str(WORKER), str(ini), "--queue", "emails"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environ,
+        )
+        workers.append(process)
+        return process
+
+    yield start
+    for process in workers:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def testapp(settings, pg_engine):
+    app = main({}, **{**app_settings(pg_engine), **settings, "dbengine": pg_engine})
+    return TestApp(app)
+
+
+def buy(testapp, event):
+    order = {"customer_email": "ann@example.com", "customer_name": "Ann Lee", "quantity": 2}
+    return testapp.post_json(f"/api/events/{event.id}/purchase", {"order": order}, status=201)
+
+
+def outbox_email(engine):
+    with Session(engine) as session:
+        return session.scalars(select(OutboxEmail)).one()
+
+
+def test_a_purchase_email_reaches_the_smtp_server(testapp, pg_engine, mailbox, start_worker):
+    handler, _ = mailbox
+    start_worker()
+    order = buy(testapp, create_event(pg_engine, name="Opera Gala")).json["data"]
+
+    wait_for(lambda: handler.messages, what="the confirmation email")
+    [message] = handler.messages
+    assert message["To"] == "Ann Lee <ann@example.com>"
+    assert "Opera Gala" in message["Subject"]
+    assert order["id"] in message.get_body(preferencelist=("plain",)).get_content()
+    wait_for(lambda: outbox_email(pg_engine).status == EmailStatus.SENT, what="the outbox row")
+
+
+def test_a_mail_server_down_for_the_first_attempts_gets_the_email_after_retries(
+    testapp, pg_engine, mailbox, start_worker
+):
+    handler, _ = mailbox
+    handler.refusals_left = 2
+    start_worker()
+    buy(testapp, create_event(pg_engine))
+
+    wait_for(lambda: handler.messages, what="the email after two refusals")
+    assert len(handler.messages) == 1
+    wait_for(lambda: outbox_email(pg_engine).status == EmailStatus.SENT, what="the outbox row")
+    assert outbox_email(pg_engine).attempts == 3
+
+
+def test_a_worker_killed_mid_task_still_delivers_exactly_once_after_the_sweep(
+    testapp, pg_engine, mailbox, start_worker
+):
+    handler, _ = mailbox
+    handler.hold = True
+    first = start_worker()
+    buy(testapp, create_event(pg_engine))
+    wait_for(handler.holding.is_set, what="the worker to reach the mail server")
+
+    first.send_signal(signal.SIGKILL)  # dies with the job half done; Redis no longer has it
+    first.wait(timeout=10)
+    handler.hold = False
+    assert outbox_email(pg_engine).status == EmailStatus.PENDING
+
+    # The sweep, as the scheduler runs it every minute (here with the clock past the grace).
+    session = testapp.app.registry["dbsession_factory"]()
+    with session.begin():
+        assert len(outbox.overdue_emails(session, now=utcnow() + 2 * outbox.SWEEP_GRACE)) == 1
+    start_worker()
+
+    wait_for(lambda: handler.messages, what="the email after the sweep")
+    wait_for(lambda: outbox_email(pg_engine).status == EmailStatus.SENT, what="the outbox row")
+    time.sleep(2)  # would a second copy arrive?
+    assert len(handler.messages) == 1

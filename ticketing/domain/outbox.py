@@ -1,0 +1,143 @@
+"""The email outbox: emails owed to customers, recorded in the transaction that makes them due.
+
+Recording an email also asks for it to be dispatched once the transaction commits; who dispatches
+(the job queue) is wired up outside the domain, through ``dbsession.info[DISPATCH_AFTER_COMMIT]``.
+If that dispatch is lost (the queue was down, a worker died mid-task), :func:`overdue_emails`
+finds the email again. Delivery is idempotent: an email marked sent is never sent again.
+"""
+
+import dataclasses
+import datetime as dt
+
+from sqlalchemy import select, update
+
+from ticketing.models import EmailKind, EmailStatus, Order, OutboxEmail
+from ticketing.notifications import order_cancellation_message, order_confirmation_message
+
+from . import events
+from .errors import EmailDeliveryError, EmailNotFound
+
+#: session.info key: ids of outbox emails to dispatch after the session's transaction commits
+DISPATCH_AFTER_COMMIT = "ticketing.outbox.dispatch_after_commit"
+
+#: the first attempt and five retries
+MAX_ATTEMPTS = 6
+
+#: how long a pending email may sit past its due time before the sweep dispatches it again
+SWEEP_GRACE = dt.timedelta(minutes=1)
+
+MESSAGES = {
+    EmailKind.ORDER_CONFIRMATION: order_confirmation_message,
+    EmailKind.ORDER_CANCELLATION: order_cancellation_message,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """What one delivery attempt came to: ``sent``, ``skipped`` (sent already, given up, or
+    being sent by someone else), ``retry`` (failed, try again) or ``failed`` (given up)."""
+
+    outcome: str
+    error: str | None = None
+
+
+def record_email(dbsession, order_id, kind, *, now):
+    email = OutboxEmail(
+        order_id=order_id,
+        kind=kind,
+        status=EmailStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    dbsession.add(email)
+    dbsession.flush()
+    dispatch_after_commit(dbsession, email.id)
+    return email
+
+
+def dispatch_after_commit(dbsession, email_id):
+    dbsession.info.setdefault(DISPATCH_AFTER_COMMIT, set()).add(email_id)
+
+
+def deliver(dbsession, sender, email_id, *, now, from_address, retry_in):
+    """Send one outbox email, at most once; record the attempt on its row.
+
+    The row stays locked while the message is handed over, so a second job for the same email
+    (the sweep's, say) skips it instead of sending it twice. ``retry_in`` is how long until the
+    job queue's next attempt; the sweep leaves the email alone until then.
+    """
+    email = dbsession.scalar(
+        select(OutboxEmail)
+        .where(OutboxEmail.id == email_id, OutboxEmail.status == EmailStatus.PENDING)
+        .with_for_update(skip_locked=True)
+    )
+    if email is None:
+        return Delivery("skipped")
+    order = dbsession.get(Order, email.order_id)
+    event = events.get_event(dbsession, order.event_id)
+    message = MESSAGES[email.kind](order, event, from_address)
+    # A stable Message-ID lets mail systems drop a duplicate if a delivery is ever repeated.
+    del message["Message-ID"]
+    message["Message-ID"] = f"<{email.id}@{_domain_of(from_address)}>"
+    email.attempts += 1
+    email.updated_at = now
+    try:
+        sender.send(message)
+    except EmailDeliveryError as error:
+        email.last_error = str(error)
+        if email.attempts >= MAX_ATTEMPTS or not error.extra.get("retryable", True):
+            email.status = EmailStatus.FAILED
+            return Delivery("failed", str(error))
+        email.next_attempt_at = now + retry_in
+        return Delivery("retry", str(error))
+    email.status = EmailStatus.SENT
+    email.sent_at = now
+    email.last_error = None
+    return Delivery("sent")
+
+
+def overdue_emails(dbsession, *, now, limit=500):
+    """Pending emails whose dispatch seems lost; marks them as dispatched now and returns their
+    ids, so that the caller dispatches each (after commit) and the next sweep waits again."""
+    overdue = list(
+        dbsession.scalars(
+            select(OutboxEmail.id)
+            .where(
+                OutboxEmail.status == EmailStatus.PENDING,
+                OutboxEmail.next_attempt_at <= now - SWEEP_GRACE,
+            )
+            .order_by(OutboxEmail.next_attempt_at)
+            .limit(limit)
+        )
+    )
+    if overdue:
+        dbsession.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id.in_(overdue))
+            .values(next_attempt_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        for email_id in overdue:
+            dispatch_after_commit(dbsession, email_id)
+    return overdue
+
+
+def resend_email(dbsession, email_id, *, now):
+    """Send an email again from the start, e.g. one that failed after its last attempt."""
+    email = dbsession.get(OutboxEmail, email_id, with_for_update=True)
+    if email is None:
+        raise EmailNotFound(f"No outbox email has the id {email_id}.")
+    email.status = EmailStatus.PENDING
+    email.attempts = 0
+    email.last_error = None
+    email.next_attempt_at = now
+    email.updated_at = now
+    dbsession.flush()
+    dispatch_after_commit(dbsession, email.id)
+    return email
+
+
+def _domain_of(address):
+    return str(address).rpartition("@")[2].strip(" >") or "localhost"
