@@ -110,7 +110,7 @@ def test_after_the_last_attempt_the_email_is_failed_and_can_be_resent(
     # As the admin console does it: in a session of the app's, dispatched after commit.
     session = app.registry["dbsession_factory"]()
     with session.begin():
-        outbox.resend_email(session, email.id, now=NOW)
+        outbox.resend_email(session, email.order_id, now=NOW)
 
     [email] = outbox_rows(dbengine)
     assert (email.status, email.attempts) == (EmailStatus.SENT, 1)

@@ -1,17 +1,87 @@
-"""`pshell development.ini`: the admin console.
+"""``pshell development.ini``: the admin console.
 
-The shell opens with a transaction begun on ``tm`` and a session ``dbsession`` bound to it;
-``tm.commit()`` keeps what you changed, ``tm.abort()`` throws it away.
+The shell opens with a transaction begun on ``tm`` and a session ``dbsession`` joined to it. The
+organiser operations it offers commit their own work at once (a refund cannot be taken back by an
+abort); for anything else, ``tm.commit()`` keeps it and ``tm.abort()`` throws it away. pshell
+lists every operation with its one-line description when it starts.
 """
 
+import functools
+import uuid
+
 from ticketing import models
-from ticketing.domain import events
+from ticketing.domain import events, orders, outbox
+from ticketing.interfaces import IEmailSender, IPaymentGateway
+from ticketing.models.types import utcnow
 
 
 def setup(env):
     request = env["request"]
-    request.tm.begin()
-    env["tm"] = request.tm
-    env["dbsession"] = request.dbsession
-    env["models"] = models
-    env["events"] = events
+    registry = env["registry"]
+    tm = request.tm
+    tm.begin()
+    dbsession = request.dbsession
+    gateway = registry.getUtility(IPaymentGateway)
+
+    def committing(operation):
+        @functools.wraps(operation)
+        def run(*args, **kwargs):
+            try:
+                result = operation(*args, **kwargs)
+            except Exception:
+                tm.abort()
+                tm.begin()
+                raise
+            tm.commit()
+            tm.begin()
+            return result
+
+        return run
+
+    @committing
+    def publish_event(event_id):
+        """Put a draft event on sale (commits)."""
+        return events.publish_event(dbsession, uuid.UUID(str(event_id)), now=utcnow())
+
+    @committing
+    def cancel_order(order_id):
+        """Cancel an order and refund it in full (commits)."""
+        return orders.cancel_order(dbsession, gateway, uuid.UUID(str(order_id)), now=utcnow())
+
+    @committing
+    def resend_confirmation(order_id):
+        """Send an order's confirmation email again (commits)."""
+        return outbox.resend_email(dbsession, uuid.UUID(str(order_id)), now=utcnow())
+
+    @committing
+    def complete_past_events():
+        """Run the daily completion job now; returns how many events it completed (commits)."""
+        return events.complete_past_events(dbsession, tm, now=utcnow())
+
+    @committing
+    def settle_stale_orders():
+        """Settle purchases a crash left pending (commits)."""
+        return orders.settle_stale_pending_orders(dbsession, tm, gateway, now=utcnow())
+
+    def sales_summary(event_id):
+        """Tickets, orders and money of one event."""
+        return orders.sales_summary(dbsession, uuid.UUID(str(event_id)))
+
+    env.update(
+        tm=tm,
+        dbsession=dbsession,
+        models=models,
+        gateway=gateway,
+        email_sender=registry.getUtility(IEmailSender),
+        jobs=registry["jobs"],
+        publish_event=publish_event,
+        cancel_order=cancel_order,
+        resend_confirmation=resend_confirmation,
+        complete_past_events=complete_past_events,
+        settle_stale_orders=settle_stale_orders,
+        sales_summary=sales_summary,
+    )
+    try:
+        yield
+    finally:
+        tm.abort()

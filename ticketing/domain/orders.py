@@ -22,10 +22,11 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ticketing.models import EmailKind, Order, OrderStatus
+from ticketing.money import format_cents
 from ticketing.pagination import paginate
 
 from . import events, outbox
@@ -382,3 +383,32 @@ def _settle_pending_order(dbsession, gateway, order_id, now):
         return "confirmed"
     _fail(dbsession, order, "abandoned", now, keep_key=False)
     return "failed"
+
+
+def sales_summary(dbsession, event_id):
+    """An event's inventory and money: tickets sold, orders by status, revenue kept and refunded."""
+    event = events.get_event(dbsession, event_id)
+    rows = dbsession.execute(
+        select(
+            Order.status,
+            func.count(),
+            func.coalesce(func.sum(Order.quantity), 0),
+            func.coalesce(func.sum(Order.total_amount_cents), 0),
+        )
+        .where(Order.event_id == event_id)
+        .group_by(Order.status)
+    ).all()
+    by_status = {str(status): (count, tickets, cents) for status, count, tickets, cents in rows}
+    confirmed = by_status.get(OrderStatus.CONFIRMED, (0, 0, 0))
+    cancelled = by_status.get(OrderStatus.CANCELLED, (0, 0, 0))
+    return {
+        "event": event.name,
+        "status": str(event.status),
+        "total_tickets": event.total_tickets,
+        "available_tickets": event.available_tickets,
+        "tickets_sold": confirmed[1],
+        "orders": {status: count for status, (count, _, _) in by_status.items()},
+        "revenue": format_cents(confirmed[2]),
+        "refunded": format_cents(cancelled[2]),
+        "currency": event.currency,
+    }

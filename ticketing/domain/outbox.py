@@ -124,11 +124,15 @@ def overdue_emails(dbsession, *, now, limit=500):
     return overdue
 
 
-def resend_email(dbsession, email_id, *, now):
-    """Send an email again from the start, e.g. one that failed after its last attempt."""
-    email = dbsession.get(OutboxEmail, email_id, with_for_update=True)
+def resend_email(dbsession, order_id, kind=EmailKind.ORDER_CONFIRMATION, *, now):
+    """Send an order's email again from the start, e.g. one that failed after its last attempt."""
+    email = dbsession.scalar(
+        select(OutboxEmail)
+        .where(OutboxEmail.order_id == order_id, OutboxEmail.kind == kind)
+        .with_for_update()
+    )
     if email is None:
-        raise EmailNotFound(f"No outbox email has the id {email_id}.")
+        raise EmailNotFound(f"Order {order_id} owes no {kind} email.")
     email.status = EmailStatus.PENDING
     email.attempts = 0
     email.last_error = None

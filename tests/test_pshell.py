@@ -1,0 +1,100 @@
+"""The admin console, driven the way an organiser uses it: ``pshell development.ini`` with
+commands on standard input."""
+
+import datetime as dt
+import os
+import pathlib
+import subprocess
+
+import pytest
+import sqlalchemy as sa
+
+from ticketing.migrations import upgrade_to_head
+from ticketing.models import EventStatus, OrderStatus, get_engine
+
+from .factories import create_event, load_event, load_order
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+PSHELL = REPO / ".venv" / "bin" / "pshell"
+
+
+@pytest.fixture
+def database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'admin.sqlite'}"
+    engine = get_engine({"sqlalchemy.url": url})
+    upgrade_to_head(engine)
+    yield url, engine
+    engine.dispose()
+
+
+def pshell(url, commands):
+    environ = dict(os.environ, DATABASE_URL=url, HUEY_URL="memory://")
+    result = subprocess.run(
+        [str(PSHELL), "development.ini"],
+        input=commands,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=environ,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout + result.stderr
+
+
+def test_the_console_lists_its_operations(database):
+    url, _ = database
+    output = pshell(url, "")
+    for name in (
+        "publish_event",
+        "cancel_order",
+        "resend_confirmation",
+        "complete_past_events",
+        "settle_stale_orders",
+        "sales_summary",
+    ):
+        assert name in output
+
+
+def test_publish_sell_summarise_and_cancel_from_the_console(database):
+    url, engine = database
+    event = create_event(engine, status=EventStatus.DRAFT, total_tickets=10)
+
+    output = pshell(
+        url,
+        f"publish_event('{event.id}')\n"
+        "from ticketing.domain.orders import purchase_tickets, PurchaseRequest\n"
+        "from ticketing.models.types import utcnow\n"
+        "import uuid\n"
+        f"bought = purchase_tickets(dbsession, tm, gateway, PurchaseRequest("
+        f"event_id=uuid.UUID('{event.id}'), customer_email='a@b.co', "
+        "customer_name='A', quantity=3), now=utcnow())\n"
+        "tm.commit(); tm.begin()\n"
+        "print('ORDER', bought.order.id)\n"
+        f"print('SUMMARY', sales_summary('{event.id}'))\n"
+        # The mock gateway's ledger lives in this process: cancel in the same session.
+        "cancel_order(bought.order.id)\n",
+    )
+
+    assert "'tickets_sold': 3" in output and "'revenue': '150.00'" in output
+    order_id = output.split("ORDER ", 1)[1].split()[0]
+    assert load_event(engine, event.id).status == EventStatus.PUBLISHED
+    assert load_order(engine, order_id).status == OrderStatus.CANCELLED
+    assert load_event(engine, event.id).available_tickets == 10
+
+
+def test_complete_past_events_from_the_console(database):
+    url, engine = database
+    past = create_event(engine, date=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+    output = pshell(url, "print('COMPLETED', complete_past_events())\n")
+    assert "COMPLETED 1" in output
+    assert load_event(engine, past.id).status == EventStatus.COMPLETED
+
+
+def test_an_operation_that_fails_changes_nothing(database):
+    url, engine = database
+    published = create_event(engine)
+    output = pshell(url, f"publish_event('{published.id}')\n")
+    assert "EventNotDraft" in output
+    with engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT count(*) FROM events")) == 1
