@@ -8,9 +8,18 @@ import subprocess
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from ticketing.migrations import upgrade_to_head
-from ticketing.models import EventStatus, OrderStatus, get_engine
+from ticketing.models import (
+    EmailKind,
+    EmailStatus,
+    EventStatus,
+    Order,
+    OrderStatus,
+    OutboxEmail,
+    get_engine,
+)
 
 from .factories import create_event, load_event, load_order
 
@@ -51,6 +60,7 @@ def test_the_console_lists_its_operations(database):
         "resend_confirmation",
         "complete_past_events",
         "settle_stale_orders",
+        "failed_emails",
         "sales_summary",
     ):
         assert name in output
@@ -89,6 +99,50 @@ def test_complete_past_events_from_the_console(database):
     output = pshell(url, "print('COMPLETED', complete_past_events())\n")
     assert "COMPLETED 1" in output
     assert load_event(engine, past.id).status == EventStatus.COMPLETED
+
+
+def test_failed_emails_are_listed_and_can_be_resent(database):
+    url, engine = database
+    event = create_event(engine, total_tickets=10, available_tickets=9)
+    with Session(engine) as session, session.begin():
+        order = Order(
+            event_id=event.id,
+            customer_email="a@b.co",
+            customer_name="A",
+            quantity=1,
+            unit_price_cents=5000,
+            total_amount_cents=5000,
+            currency="USD",
+            status=OrderStatus.CONFIRMED,
+            payment_reference="ch_x",
+        )
+        session.add(order)
+        session.flush()
+        session.add(
+            OutboxEmail(
+                order_id=order.id,
+                kind=EmailKind.ORDER_CONFIRMATION,
+                status=EmailStatus.FAILED,
+                attempts=6,
+                last_error="mail server error",
+            )
+        )
+        order_id = order.id
+
+    output = pshell(
+        url,
+        "print('FAILED', failed_emails())\n"
+        f"resend_confirmation('{order_id}')\n"
+        "queue = jobs.hueys['emails']\n"
+        "queue.execute(queue.dequeue())\n"
+        "print('AFTER', failed_emails())\n",
+    )
+
+    assert f"FAILED [('{order_id}', 'order_confirmation', 'mail server error')]" in output
+    assert "AFTER []" in output
+    with Session(engine) as session:
+        email = session.scalars(sa.select(OutboxEmail)).one()
+        assert (email.status, email.attempts) == (EmailStatus.SENT, 1)
 
 
 def test_an_operation_that_fails_changes_nothing(database):

@@ -63,6 +63,13 @@ def setup(env):
         """Settle purchases a crash left pending (commits)."""
         return orders.settle_stale_pending_orders(dbsession, tm, gateway, now=utcnow())
 
+    def failed_emails():
+        """Emails given up on after their last attempt: (order id, kind, last error)."""
+        return [
+            (str(email.order_id), str(email.kind), email.last_error)
+            for email in outbox.failed_emails(dbsession)
+        ]
+
     def sales_summary(event_id):
         """Tickets, orders and money of one event."""
         return orders.sales_summary(dbsession, uuid.UUID(str(event_id)))
@@ -79,6 +86,7 @@ def setup(env):
         resend_confirmation=resend_confirmation,
         complete_past_events=complete_past_events,
         settle_stale_orders=settle_stale_orders,
+        failed_emails=failed_emails,
         sales_summary=sales_summary,
     )
     try:

@@ -124,6 +124,18 @@ def overdue_emails(dbsession, *, now, limit=500):
     return overdue
 
 
+def failed_emails(dbsession, *, limit=100):
+    """The emails given up on after their last attempt, newest first, for an organiser to see."""
+    return list(
+        dbsession.scalars(
+            select(OutboxEmail)
+            .where(OutboxEmail.status == EmailStatus.FAILED)
+            .order_by(OutboxEmail.updated_at.desc())
+            .limit(limit)
+        )
+    )
+
+
 def resend_email(dbsession, order_id, kind=EmailKind.ORDER_CONFIRMATION, *, now):
     """Send an order's email again from the start, e.g. one that failed after its last attempt."""
     email = dbsession.scalar(
