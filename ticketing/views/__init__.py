@@ -35,3 +35,4 @@ def includeme(config):
     config.scan(".health")
     config.scan(".events")
     config.include(".orders")
+    config.include(".docs")

@@ -4,15 +4,25 @@ import colander
 from cornice.validators import colander_body_validator, colander_querystring_validator
 
 from ticketing.domain import events as domain
-from ticketing.domain.errors import EventNotFound
+from ticketing.domain.errors import (
+    EventDatePassed,
+    EventHasOrders,
+    EventNotDraft,
+    EventNotFound,
+    EventReadOnly,
+    InvalidCursor,
+    TotalBelowSold,
+)
 from ticketing.models import EventStatus
 from ticketing.models.types import utcnow
 from ticketing.money import to_cents
+from ticketing.openapi import Success, api_doc
 from ticketing.security import ORGANISE, is_organiser
 
 from . import MAX_PAGE_SIZE, ApiService, uuid_from_path
 from .schemas import (
     Money,
+    QueryString,
     StrictInteger,
     StrictMappingSchema,
     UTCDateTime,
@@ -20,15 +30,20 @@ from .schemas import (
     limit_field,
     text_field,
 )
-from .serialize import event_json, page_json
+from .serialize import EventResource, event_json, page_json
 
 JSON = "application/json"
+
+
+DATE_DESCRIPTION = (
+    'ISO-8601 with a UTC offset (e.g. "2027-07-15T18:00:00Z"); must lie in the future.'
+)
 
 
 class EventFields(StrictMappingSchema):
     name = text_field()
     venue = text_field()
-    date = colander.SchemaNode(UTCDateTime(), validator=in_the_future)
+    date = colander.SchemaNode(UTCDateTime(), validator=in_the_future, description=DATE_DESCRIPTION)
     ticket_price = colander.SchemaNode(Money())
     total_tickets = colander.SchemaNode(StrictInteger(), validator=colander.Range(1, 1_000_000))
 
@@ -36,15 +51,29 @@ class EventFields(StrictMappingSchema):
 class CreateEventBody(StrictMappingSchema):
     event = EventFields()
 
+    example = {
+        "event": {
+            "name": "Concert",
+            "venue": "Stadium",
+            "date": "2027-07-15T18:00:00Z",
+            "ticket_price": "50.00",
+            "total_tickets": 100,
+        }
+    }
+
 
 class EventChanges(StrictMappingSchema):
     name = text_field(missing=colander.drop)
     venue = text_field(missing=colander.drop)
-    date = colander.SchemaNode(UTCDateTime(), validator=in_the_future, missing=colander.drop)
+    date = colander.SchemaNode(
+        UTCDateTime(), validator=in_the_future, missing=colander.drop, description=DATE_DESCRIPTION
+    )
     ticket_price = colander.SchemaNode(Money(), missing=colander.drop)
     total_tickets = colander.SchemaNode(
         StrictInteger(), validator=colander.Range(1, 1_000_000), missing=colander.drop
     )
+
+    json_schema_extra = {"minProperties": 1}
 
     def validator(self, node, value):
         if not value:
@@ -54,14 +83,22 @@ class EventChanges(StrictMappingSchema):
 class UpdateEventBody(StrictMappingSchema):
     event = EventChanges()
 
+    example = {"event": {"venue": "Arena", "ticket_price": "60.00"}}
+
 
 class ListEventsQuery(colander.MappingSchema):
     limit = limit_field(MAX_PAGE_SIZE)
-    cursor = colander.SchemaNode(colander.String(), missing=None)
-    status = colander.SchemaNode(
-        colander.String(), missing=None, validator=colander.OneOf([s.value for s in EventStatus])
+    cursor = colander.SchemaNode(
+        QueryString(), missing=None, description="`meta.next_cursor` of the previous page."
     )
-    updated_since = colander.SchemaNode(UTCDateTime(empty_is_missing=True), missing=None)
+    status = colander.SchemaNode(
+        QueryString(), missing=None, validator=colander.OneOf([s.value for s in EventStatus])
+    )
+    updated_since = colander.SchemaNode(
+        UTCDateTime(empty_is_missing=True),
+        missing=None,
+        description="Only events changed at or after this time (ISO-8601 with an offset).",
+    )
 
 
 events = ApiService(name="events", path="/api/events", description="Events")
@@ -83,8 +120,26 @@ def changes_from(fields):
     return changes
 
 
+LOCATION = {
+    "Location": {
+        "description": "The URL of the resource.",
+        "required": True,
+        "schema": {"type": "string", "format": "uri"},
+    }
+}
+
+
 @events.get(schema=ListEventsQuery(), validators=(colander_querystring_validator,))
+@api_doc(
+    Success(200, "A page of events, oldest first.", EventResource(), many=True),
+    raises=(InvalidCursor,),
+    optional_auth=True,
+)
 def list_events(request):
+    """List events
+
+    Buyers see published and completed events; with an organiser key, drafts too.
+    """
     query = request.validated
     page = domain.list_events(
         request.dbsession,
@@ -103,7 +158,12 @@ def list_events(request):
     content_type=JSON,
     permission=ORGANISE,
 )
+@api_doc(Success(201, "The new draft event.", EventResource(), headers=LOCATION))
 def create_event(request):
+    """Create a draft event
+
+    It goes on sale when it is published.
+    """
     created = domain.create_event(request.dbsession, **changes_from(request.validated["event"]))
     request.response.status_code = 201
     request.response.location = request.route_url("event", id=created.id)
@@ -111,7 +171,12 @@ def create_event(request):
 
 
 @event.get()
+@api_doc(Success(200, "The event.", EventResource()), raises=(EventNotFound,), optional_auth=True)
 def get_event(request):
+    """Read an event
+
+    A draft is found with an organiser key only.
+    """
     event_id = event_id_from(request)
     found = domain.get_event(request.dbsession, event_id)
     if found.status == EventStatus.DRAFT and not is_organiser(request):
@@ -125,7 +190,16 @@ def get_event(request):
     content_type=JSON,
     permission=ORGANISE,
 )
+@api_doc(
+    Success(200, "The changed event.", EventResource()),
+    raises=(EventNotFound, EventReadOnly, EventDatePassed, TotalBelowSold),
+)
 def update_event(request):
+    """Change an event
+
+    Any of name, venue, date, ticket_price and total_tickets; the tickets already sold stay
+    sold.
+    """
     updated = domain.update_event(
         request.dbsession,
         event_id_from(request),
@@ -136,7 +210,12 @@ def update_event(request):
 
 
 @event.delete(permission=ORGANISE)
+@api_doc(Success(204, "Deleted."), raises=(EventNotFound, EventHasOrders))
 def delete_event(request):
+    """Delete an event
+
+    An event with sales history cannot be deleted.
+    """
     domain.delete_event(request.dbsession, event_id_from(request))
     request.response.status_code = 204
     request.response.content_type = None  # a 204 has no content, so no content type either
@@ -144,6 +223,14 @@ def delete_event(request):
 
 
 @event_publish.post(permission=ORGANISE)
+@api_doc(
+    Success(200, "The published event.", EventResource()),
+    raises=(EventNotFound, EventNotDraft, EventDatePassed),
+)
 def publish_event(request):
+    """Publish an event
+
+    A draft whose date lies in the future goes on sale.
+    """
     published = domain.publish_event(request.dbsession, event_id_from(request), now=utcnow())
     return {"data": event_json(published)}

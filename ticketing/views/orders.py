@@ -6,15 +6,31 @@ import colander
 from cornice.validators import colander_querystring_validator
 
 from ticketing.domain import orders as domain
-from ticketing.domain.errors import IdempotencyKeyInvalid, IdempotencyKeyMismatch, OrderNotFound
+from ticketing.domain.errors import (
+    EventNotFound,
+    EventNotOnSale,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyMismatch,
+    IdempotencyKeyReused,
+    InsufficientTickets,
+    InvalidCursor,
+    OrderNotCancellable,
+    OrderNotFound,
+    PaymentDeclined,
+    PaymentUnavailable,
+    RefundFailed,
+    RequestInProgress,
+)
 from ticketing.models import OrderStatus
 from ticketing.models.types import utcnow
+from ticketing.openapi import Success, api_doc
 from ticketing.security import ORGANISE
 from ticketing.settings import as_int
 
 from . import MAX_PAGE_SIZE, ApiService, uuid_from_path
-from .events import JSON, event_id_from
+from .events import JSON, LOCATION, event_id_from
 from .schemas import (
+    QueryString,
     StrictInteger,
     StrictMappingSchema,
     StrictString,
@@ -23,7 +39,7 @@ from .schemas import (
     strip,
     text_field,
 )
-from .serialize import order_json, page_json
+from .serialize import OrderResource, order_json, page_json
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -46,24 +62,43 @@ class OrderFields(StrictMappingSchema):
     customer_name = text_field()
     quantity = colander.SchemaNode(StrictInteger(), validator=quantity_range)
     idempotency_key = colander.SchemaNode(
-        StrictString(), preparer=strip, validator=colander.Length(1, 255), missing=None
+        StrictString(),
+        preparer=strip,
+        validator=colander.Length(1, 255),
+        missing=None,
+        description="Makes the purchase safe to retry: the same key with the same request "
+        "returns the same order. Or send it as the Idempotency-Key header.",
     )
     payment_method = colander.SchemaNode(
-        StrictString(), validator=colander.Length(1, 255), missing=None
+        StrictString(),
+        validator=colander.Length(1, 255),
+        missing=None,
+        description="The payment gateway's payment method (e.g. Stripe's `pm_card_visa`).",
     )
 
 
 class PurchaseBody(StrictMappingSchema):
     order = OrderFields()
 
+    example = {
+        "order": {
+            "customer_email": "john@example.com",
+            "customer_name": "John Doe",
+            "quantity": 2,
+            "idempotency_key": "unique-key-123",
+        }
+    }
+
 
 class ListOrdersQuery(colander.MappingSchema):
     limit = limit_field(MAX_PAGE_SIZE)
-    cursor = colander.SchemaNode(colander.String(), missing=None)
-    event_id = colander.SchemaNode(colander.String(), missing=None, validator=colander.uuid)
-    customer_email = colander.SchemaNode(colander.String(), missing=None, preparer=lower_and_strip)
+    cursor = colander.SchemaNode(
+        QueryString(), missing=None, description="`meta.next_cursor` of the previous page."
+    )
+    event_id = colander.SchemaNode(QueryString(), missing=None, validator=colander.uuid)
+    customer_email = colander.SchemaNode(QueryString(), missing=None, preparer=lower_and_strip)
     status = colander.SchemaNode(
-        colander.String(), missing=None, validator=colander.OneOf([s.value for s in OrderStatus])
+        QueryString(), missing=None, validator=colander.OneOf([s.value for s in OrderStatus])
     )
 
 
@@ -82,18 +117,67 @@ def order_id_from(request):
 
 
 def idempotency_key_from(request, body_key):
-    header_key = request.headers.get(IDEMPOTENCY_HEADER, "").strip() or None
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    header_key = None if raw is None else raw.strip()
+    if header_key == "":
+        # Sent but empty: not "no key", which would make a retry a second purchase.
+        raise IdempotencyKeyInvalid(f"The {IDEMPOTENCY_HEADER} header is empty.")
+    if header_key is not None and len(header_key) > 255:
+        raise IdempotencyKeyInvalid(f"The {IDEMPOTENCY_HEADER} header is over 255 characters.")
+    if header_key is not None and "\x00" in header_key:
+        raise IdempotencyKeyInvalid(f"The {IDEMPOTENCY_HEADER} header contains a NUL character.")
     if body_key and header_key and body_key != header_key:
         raise IdempotencyKeyMismatch(
             f"The body's idempotency_key and the {IDEMPOTENCY_HEADER} header differ."
         )
-    if header_key is not None and len(header_key) > 255:
-        raise IdempotencyKeyInvalid(f"The {IDEMPOTENCY_HEADER} header is over 255 characters.")
     return body_key or header_key
 
 
+IDEMPOTENCY_HEADER_PARAMETER = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "The purchase's idempotency key (IETF Idempotency-Key draft), instead of or "
+    "as well as `order.idempotency_key` (both: they must match).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
 @event_purchase.post(schema=PurchaseBody(), validators=(bound_body_validator,), content_type=JSON)
+@api_doc(
+    Success(201, "The confirmed order.", OrderResource(), headers=LOCATION),
+    Success(
+        200,
+        "A replay: the order this idempotency key already bought, with "
+        "`Idempotent-Replayed: true`; nothing was charged or reserved again.",
+        OrderResource(),
+        headers={
+            **LOCATION,
+            "Idempotent-Replayed": {
+                "required": True,
+                "schema": {"type": "string", "enum": ["true"]},
+            },
+        },
+    ),
+    raises=(
+        IdempotencyKeyInvalid,
+        PaymentDeclined,
+        EventNotFound,
+        EventNotOnSale,
+        InsufficientTickets,
+        RequestInProgress,
+        IdempotencyKeyReused,
+        IdempotencyKeyMismatch,
+        PaymentUnavailable,
+    ),
+    request_headers=(IDEMPOTENCY_HEADER_PARAMETER,),
+)
 def purchase_tickets(request):
+    """Buy tickets
+
+    Reserves the tickets, charges the card, and confirms the order. Retry with the same
+    idempotency key after a timeout: it never charges twice.
+    """
     fields = request.validated["order"]
     purchase = domain.PurchaseRequest(
         event_id=event_id_from(request),
@@ -117,7 +201,15 @@ def purchase_tickets(request):
 @orders.get(
     schema=ListOrdersQuery(), validators=(colander_querystring_validator,), permission=ORGANISE
 )
+@api_doc(
+    Success(200, "A page of orders, oldest first.", OrderResource(), many=True),
+    raises=(InvalidCursor,),
+)
 def list_orders(request):
+    """List orders
+
+    Filtered by event, customer email (case-insensitive) or status.
+    """
     query = request.validated
     page = domain.list_orders(
         request.dbsession,
@@ -131,12 +223,26 @@ def list_orders(request):
 
 
 @order.get()
+@api_doc(Success(200, "The order.", OrderResource()), raises=(OrderNotFound,))
 def get_order(request):
+    """Read an order
+
+    Its UUID is the buyer's proof of ownership.
+    """
     return {"data": order_json(domain.get_order(request.dbsession, order_id_from(request)))}
 
 
 @order_cancel.post()
+@api_doc(
+    Success(200, "The cancelled order.", OrderResource()),
+    raises=(OrderNotFound, OrderNotCancellable, RefundFailed),
+)
 def cancel_order(request):
+    """Cancel an order
+
+    Refunds it in full and gives its tickets back to the event. Only confirmed orders of events
+    still to come can be cancelled.
+    """
     cancelled = domain.cancel_order(
         request.dbsession, request.payment_gateway, order_id_from(request), now=utcnow()
     )

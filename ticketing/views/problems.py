@@ -134,9 +134,14 @@ def _passed_on_headers(exc):
     return {name: value for name, value in exc.headers.items() if name in ("Allow", "Retry-After")}
 
 
+def status_of_domain_error(kind):
+    """The HTTP status of a kind (class) of domain error; 500 for one not in the table."""
+    return next((status for base, status in DOMAIN_ERROR_STATUS if issubclass(kind, base)), 500)
+
+
 @exception_view_config(errors.TicketingError)
 def domain_error(exc, request):
-    status = next((status for kind, status in DOMAIN_ERROR_STATUS if isinstance(exc, kind)), 500)
+    status = status_of_domain_error(type(exc))
     if status == 500:
         log.error("unmapped domain error %r", exc)
     extra = dict(exc.extra)

@@ -6,16 +6,26 @@ takes money must not guess, so the types here refuse what is not exactly what th
 """
 
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 
 import colander
 
 MAX_PRICE = Decimal("1000000.00")
+#: what a price given as a string looks like: digits, and at most two decimal places
+MONEY_PATTERN = r"^[0-9]{1,7}(\.[0-9]{1,2})?$"
+_MONEY_STRING = re.compile(MONEY_PATTERN)
+
+# Each type below describes itself for the OpenAPI document (ticketing/openapi.py) with a
+# ``json_schema(node)`` method: the JSON Schema of what it accepts, before the node's validators.
 
 
 class StrictMapping(colander.Mapping):
     """Refuses unknown keys, naming each, alongside the errors of the known fields (colander's
     ``unknown="raise"`` reports the unknown keys alone and hides every other error)."""
+
+    def json_schema(self, node):
+        return {"type": "object", "additionalProperties": False}
 
     def deserialize(self, node, cstruct):
         if cstruct is not colander.null and not isinstance(cstruct, dict):
@@ -43,10 +53,19 @@ class StrictMappingSchema(colander.MappingSchema):
     schema_type = StrictMapping
 
 
+NUL = "\x00"
+
+
 class StrictString(colander.String):
+    def json_schema(self, node):
+        return {"type": "string"}
+
     def deserialize(self, node, cstruct):
         if cstruct is not colander.null and not isinstance(cstruct, str):
             raise colander.Invalid(node, "Must be a string.")
+        if cstruct is not colander.null and NUL in cstruct:
+            # PostgreSQL cannot store it (a 500 from the database otherwise).
+            raise colander.Invalid(node, "Must not contain NUL characters.")
         if cstruct == "":
             # colander reads "" as absent, so an optional field given as "" would be dropped
             # silently; it is a value, and the node's validator judges it.
@@ -54,7 +73,23 @@ class StrictString(colander.String):
         return super().deserialize(node, cstruct)
 
 
+class QueryString(colander.String):
+    """A query-string value: "" is absent, as with colander's String, and NUL is refused (it
+    would reach the database in a filter, which PostgreSQL refuses with an error)."""
+
+    def json_schema(self, node):
+        return {"type": "string"}
+
+    def deserialize(self, node, cstruct):
+        if isinstance(cstruct, str) and NUL in cstruct:
+            raise colander.Invalid(node, "Must not contain NUL characters.")
+        return super().deserialize(node, cstruct)
+
+
 class StrictInteger(colander.SchemaType):
+    def json_schema(self, node):
+        return {"type": "integer"}
+
     def deserialize(self, node, cstruct):
         if cstruct is colander.null:
             return colander.null
@@ -66,6 +101,16 @@ class StrictInteger(colander.SchemaType):
 class Money(colander.SchemaType):
     """A non-negative amount with at most two decimal places, given as a string ("50.00") or a
     whole number. Floats are refused: their binary value is not the decimal the client meant."""
+
+    def json_schema(self, node):
+        return {
+            "oneOf": [
+                {"type": "string", "pattern": MONEY_PATTERN, "example": "50.00"},
+                {"type": "integer", "minimum": 0, "maximum": int(MAX_PRICE)},
+            ],
+            "description": f'A decimal string such as "50.00" (at most two decimal places) or a '
+            f"whole number; from 0 to {MAX_PRICE}. JSON floats are refused.",
+        }
 
     def deserialize(self, node, cstruct):
         if cstruct is colander.null:
@@ -84,6 +129,10 @@ class Money(colander.SchemaType):
             raise colander.Invalid(node, f"Must not exceed {MAX_PRICE}.")
         if amount != amount.quantize(Decimal("0.01")):
             raise colander.Invalid(node, "Must have at most two decimal places.")
+        if isinstance(cstruct, str) and not _MONEY_STRING.fullmatch(cstruct):
+            # "5e1", " 50", "+50", ".5" or "50.000" denote a valid amount, but not in the
+            # documented format, and an API that takes money does not guess.
+            raise colander.Invalid(node, 'Must be a decimal string such as "50.00".')
         return amount
 
 
@@ -94,6 +143,9 @@ class UTCDateTime(colander.DateTime):
         super().__init__(default_tzinfo=None)
         # In a query string "?updated_since=" means no filter; in a JSON body "" is no timestamp.
         self.empty_is_missing = empty_is_missing
+
+    def json_schema(self, node):
+        return {"type": "string", "format": "date-time"}
 
     def deserialize(self, node, cstruct):
         if cstruct is not colander.null and not isinstance(cstruct, str):
@@ -135,3 +187,6 @@ def bound_body_validator(request, schema=None, **kwargs):
     from cornice.validators import colander_body_validator
 
     colander_body_validator(request, schema=schema.bind(request=request), **kwargs)
+
+
+bound_body_validator.schema_location = "body"  # for the OpenAPI document
