@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INI ?= development.ini
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint initdb clean
+.PHONY: run test lint initdb clean bench bench-reads
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,29 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# Benchmarks (bench/, not part of the tests): gunicorn on PostgreSQL as in production, wrk as the
+# load generator (Debian's wrk package, installed here when missing), pgbench from PostgreSQL.
+# Results go to bench/results/. Override e.g. `make bench C=32 T=2000 BENCH_ARGS=--no-pgbench`.
+C ?= 64
+T ?= 5000
+SLOW_MS ?= 200
+SPREAD_EVENTS ?= 100
+BENCH_ARGS ?=
+READS_ARGS ?=
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[testing,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/python bench/flash_sale.py -c $(C) -t $(T) --slow-ms $(SLOW_MS) \
+		--spread-events $(SPREAD_EVENTS) $(BENCH_ARGS)
+
+bench-reads: $(BENCH_STAMP)
+	$(BIN)/python bench/reads.py $(READS_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache ticketing.sqlite huey.sqlite

@@ -58,7 +58,7 @@ setup(
     },
     zip_safe=False,
     install_requires=requires,
-    extras_require={"testing": tests_require, "bench": ["pyinstrument"]},
+    extras_require={"testing": tests_require, "bench": ["pyinstrument", "py-spy"]},
     entry_points={
         "paste.app_factory": ["main = ticketing:main"],
         "paste.server_runner": ["waitress = ticketing.server:serve"],

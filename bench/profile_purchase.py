@@ -43,7 +43,12 @@ def main_(argv=None):
         app = TestApp(
             main(
                 {},
-                **{"sqlalchemy.url": url, "dbengine": engine, "ticketing.require_api_key": "false"},
+                **{
+                    "sqlalchemy.url": url,
+                    "dbengine": engine,
+                    "ticketing.require_api_key": "false",
+                    "ratelimit.enabled": "false",
+                },
             )
         )
         event = app.post_json(

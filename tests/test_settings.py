@@ -134,7 +134,7 @@ def test_production_starts_with_database_url(monkeypatch):
         assert engine.url.drivername == "postgresql+psycopg"
         assert engine.url.host == "db.example"
         # The pool settings of production.ini reach the engine.
-        assert engine.pool.size() == 10
+        assert engine.pool.size() == 3
     finally:
         app.registry["dbengine"].dispose()
 

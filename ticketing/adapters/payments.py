@@ -1,11 +1,16 @@
 """Payment gateways."""
 
+import contextlib
+import datetime as dt
 import itertools
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 from pyramid.exceptions import ConfigurationError
+from sqlalchemy.dialects import postgresql, sqlite
 from zope.interface import implementer
 
 from ticketing.domain.errors import PaymentDeclined, PaymentUnavailable
@@ -27,9 +32,247 @@ class Charge:
         return self.refund_id is not None
 
 
+class InMemoryLedger:
+    """The mock gateway's book in this process's memory: charges by idempotency key, refund ids
+    by refund idempotency key. The charges handed out are the ledger's own objects."""
+
+    def __init__(self):
+        self._ids = itertools.count(1)
+        self.charges = {}
+        self.refunds = {}
+
+    def charge(self, amount_cents, currency, idempotency_key, metadata):
+        existing = self.charges.get(idempotency_key)
+        if existing is None:
+            existing = Charge(
+                id=f"ch_mock_{next(self._ids)}",
+                amount_cents=amount_cents,
+                currency=currency,
+                idempotency_key=idempotency_key,
+                metadata=dict(metadata or {}),
+            )
+            self.charges[idempotency_key] = existing
+        elif existing.amount_cents != amount_cents:
+            # What Stripe does when a key is replayed with different parameters.
+            raise PaymentUnavailable("idempotency key reused with a different amount")
+        return existing
+
+    def refund(self, charge_id, idempotency_key):
+        refund_id = self.refunds.get(idempotency_key)
+        if refund_id is None:
+            charge = next((c for c in self.charges.values() if c.id == charge_id), None)
+            if charge is None:
+                raise PaymentUnavailable(f"no such charge {charge_id}")
+            if charge.refunded:
+                # A second refund with another key: a real gateway refuses it too.
+                raise PaymentUnavailable(f"charge {charge_id} is already refunded")
+            refund_id = f"re_mock_{next(self._ids)}"
+            charge.refund_id = refund_id
+            self.refunds[idempotency_key] = refund_id
+        return refund_id
+
+    def find_charge(self, idempotency_key):
+        return self.charges.get(idempotency_key)
+
+    def kept_charges(self):
+        return [charge for charge in self.charges.values() if not charge.refunded]
+
+    def dispose(self):
+        pass
+
+
+class SqlLedger:
+    """The mock gateway's book in a SQL database (``payments.mock.ledger_url``), shared by every
+    process that points at it, so that the ledger of a multi-process server (gunicorn workers)
+    can be checked against the orders afterwards.
+
+    The table belongs to the fake gateway, not to the application: the ledger creates it itself
+    and the app's migrations never see it. Every operation is one short transaction of its own.
+    Idempotency holds across processes: a charge is ``INSERT ... ON CONFLICT DO NOTHING`` on the
+    key (the primary key) and, when a twin won the race, a read of the twin's row; a refund is a
+    conditional ``UPDATE`` of a charge not yet refunded, and its key is unique too. The charges
+    handed out are snapshots of rows, not live objects.
+    """
+
+    TABLE = "mock_payment_ledger"
+
+    def __init__(self, url, pool_size=5, max_overflow=5):
+        # Imported here: the models package is the app's, and the in-memory mock needs none of it.
+        from ticketing.models import normalize_database_url
+
+        self.engine = sa.create_engine(
+            normalize_database_url(url),
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+        )
+        metadata = sa.MetaData()
+        self.table = sa.Table(
+            self.TABLE,
+            metadata,
+            sa.Column("idempotency_key", sa.String(255), primary_key=True),
+            sa.Column("charge_id", sa.String(64), nullable=False, unique=True),
+            sa.Column("amount_cents", sa.BigInteger, nullable=False),
+            sa.Column("currency", sa.String(3), nullable=False),
+            sa.Column("charge_metadata", sa.JSON, nullable=False),
+            sa.Column("refund_id", sa.String(64), unique=True),
+            sa.Column("refund_idempotency_key", sa.String(255), unique=True),
+            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("refunded_at", sa.DateTime(timezone=True)),
+        )
+        self._create_table(metadata)
+
+    def _create_table(self, metadata):
+        try:
+            metadata.create_all(self.engine, checkfirst=True)
+        except sa.exc.DBAPIError:
+            # Another process (a twin gunicorn worker) created it between our check and our
+            # CREATE TABLE; anything else is a real error.
+            if not sa.inspect(self.engine).has_table(self.TABLE):
+                raise
+
+    def _insert(self, connection):
+        dialect = connection.dialect.name
+        if dialect == "postgresql":
+            return postgresql.insert(self.table)
+        if dialect == "sqlite":
+            return sqlite.insert(self.table)
+        return None
+
+    def _charge_from(self, row):
+        return Charge(
+            id=row.charge_id,
+            amount_cents=row.amount_cents,
+            currency=row.currency,
+            idempotency_key=row.idempotency_key,
+            metadata=dict(row.charge_metadata or {}),
+            refund_id=row.refund_id,
+        )
+
+    def charge(self, amount_cents, currency, idempotency_key, metadata):
+        table = self.table
+        values = {
+            "idempotency_key": idempotency_key,
+            "charge_id": f"ch_mock_{uuid.uuid4().hex}",
+            "amount_cents": amount_cents,
+            "currency": currency,
+            "charge_metadata": dict(metadata or {}),
+            "created_at": dt.datetime.now(dt.UTC),
+        }
+        with self.engine.begin() as connection:
+            insert = self._insert(connection)
+            row = None
+            if insert is not None:
+                # One statement for a new charge; a twin's key makes it do nothing (on
+                # PostgreSQL after waiting for the twin's transaction to end).
+                row = connection.execute(
+                    insert.values(**values)
+                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                    .returning(*table.c)
+                ).first()
+            else:
+                try:
+                    with connection.begin_nested():
+                        connection.execute(table.insert().values(**values))
+                except sa.exc.IntegrityError:
+                    pass
+            if row is None:
+                row = connection.execute(
+                    sa.select(table).where(table.c.idempotency_key == idempotency_key)
+                ).one()
+        if row.amount_cents != amount_cents:
+            # What Stripe does when a key is replayed with different parameters.
+            raise PaymentUnavailable("idempotency key reused with a different amount")
+        return self._charge_from(row)
+
+    def refund(self, charge_id, idempotency_key):
+        table = self.table
+        try:
+            with self.engine.begin() as connection:
+                refund_id = connection.scalar(
+                    sa.select(table.c.refund_id).where(
+                        table.c.refund_idempotency_key == idempotency_key
+                    )
+                )
+                if refund_id is not None:
+                    return refund_id
+                refund_id = connection.scalar(
+                    sa.update(table)
+                    .where(table.c.charge_id == charge_id, table.c.refund_id.is_(None))
+                    .values(
+                        refund_id=f"re_mock_{uuid.uuid4().hex}",
+                        refund_idempotency_key=idempotency_key,
+                        refunded_at=dt.datetime.now(dt.UTC),
+                    )
+                    .returning(table.c.refund_id)
+                )
+                if refund_id is not None:
+                    return refund_id
+                charge = connection.execute(
+                    sa.select(table.c.refund_id, table.c.refund_idempotency_key).where(
+                        table.c.charge_id == charge_id
+                    )
+                ).first()
+        except sa.exc.IntegrityError:
+            # A twin refund with the same key, of another charge, committed first: its key
+            # answers with its refund, as above.
+            with self.engine.connect() as connection:
+                refund_id = connection.scalar(
+                    sa.select(table.c.refund_id).where(
+                        table.c.refund_idempotency_key == idempotency_key
+                    )
+                )
+            if refund_id is None:
+                raise
+            return refund_id
+        if charge is None:
+            raise PaymentUnavailable(f"no such charge {charge_id}")
+        if charge.refund_idempotency_key == idempotency_key:
+            return charge.refund_id  # a twin with the same key refunded it meanwhile
+        # A second refund with another key: a real gateway refuses it too.
+        raise PaymentUnavailable(f"charge {charge_id} is already refunded")
+
+    def find_charge(self, idempotency_key):
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(self.table).where(self.table.c.idempotency_key == idempotency_key)
+            ).first()
+        return None if row is None else self._charge_from(row)
+
+    def kept_charges(self):
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(self.table)
+                .where(self.table.c.refund_id.is_(None))
+                .order_by(self.table.c.created_at, self.table.c.charge_id)
+            ).all()
+        return [self._charge_from(row) for row in rows]
+
+    @property
+    def charges(self):
+        """Every charge, by idempotency key (a snapshot)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(self.table).order_by(self.table.c.created_at))
+            return {row.idempotency_key: self._charge_from(row) for row in rows}
+
+    @property
+    def refunds(self):
+        """Every refund id, by refund idempotency key (a snapshot)."""
+        table = self.table
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(table.c.refund_idempotency_key, table.c.refund_id).where(
+                    table.c.refund_id.is_not(None)
+                )
+            )
+            return {key: refund_id for key, refund_id in rows}
+
+    def dispose(self):
+        self.engine.dispose()
+
+
 @implementer(IPaymentGateway)
 class MockPaymentGateway:
-    """An in-memory gateway that keeps a ledger of charges and refunds.
+    """A fake gateway that keeps a ledger of charges and refunds.
 
     It honours idempotency keys like a real gateway, and can be told to fail or to be slow:
 
@@ -39,22 +282,31 @@ class MockPaymentGateway:
     - ``server_error``: the gateway answers with an internal error and takes nothing.
 
     ``failure_mode`` applies to charges, ``refund_failure_mode`` to refunds and
-    ``lookup_failure_mode`` to :meth:`find_charge`. Each application builds its own instance, so
-    no state is shared between apps (or tests).
+    ``lookup_failure_mode`` to :meth:`find_charge`.
+
+    The ledger lives in memory by default, so each application builds its own and no state is
+    shared between apps (or tests). With ``ledger_url`` (setting ``payments.mock.ledger_url``, a
+    SQL database URL) it lives in that database instead (see :class:`SqlLedger`), shared by every
+    process pointing at it: how a benchmark checks the books of several gunicorn workers.
     """
 
     name = "mock"
     FAILURE_MODES = frozenset({"card_declined", "timeout", "timeout_after_charge", "server_error"})
 
     def __init__(
-        self, failure_mode=None, refund_failure_mode=None, lookup_failure_mode=None, latency_ms=0
+        self,
+        failure_mode=None,
+        refund_failure_mode=None,
+        lookup_failure_mode=None,
+        latency_ms=0,
+        *,
+        ledger_url=None,
+        ledger_pool_size=5,
     ):
         self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-        self.charges = {}
-        self.refunds = {}
         self.calls = []
         self.configure(failure_mode, refund_failure_mode, lookup_failure_mode, latency_ms)
+        self.ledger = SqlLedger(ledger_url, ledger_pool_size) if ledger_url else InMemoryLedger()
 
     @classmethod
     def from_settings(cls, settings):
@@ -63,6 +315,8 @@ class MockPaymentGateway:
             refund_failure_mode=settings.get("payments.mock.refund_failure_mode") or None,
             lookup_failure_mode=settings.get("payments.mock.lookup_failure_mode") or None,
             latency_ms=as_int(settings, "payments.mock.latency_ms", 0),
+            ledger_url=(settings.get("payments.mock.ledger_url") or "").strip() or None,
+            ledger_pool_size=as_int(settings, "payments.mock.ledger_pool_size", 5),
         )
 
     def configure(
@@ -79,61 +333,64 @@ class MockPaymentGateway:
         self.lookup_failure_mode = lookup_failure_mode
         self.latency_ms = latency_ms
 
+    @property
+    def shared(self):
+        """True when the ledger lives in a database other processes may share."""
+        return isinstance(self.ledger, SqlLedger)
+
+    @property
+    def charges(self):
+        """Charges by idempotency key (refunded ones included)."""
+        return self.ledger.charges
+
+    @property
+    def refunds(self):
+        """Refund ids by refund idempotency key."""
+        return self.ledger.refunds
+
     def charge(
         self, amount_cents, currency, idempotency_key, description, metadata, payment_method=None
     ):
         self._wait()
-        with self._lock:
-            self.calls.append(("charge", idempotency_key, amount_cents))
+        with self._operation("charge", idempotency_key, amount_cents):
             self._fail_before("charge", self.failure_mode)
-            existing = self.charges.get(idempotency_key)
-            if existing is None:
-                existing = Charge(
-                    id=f"ch_mock_{next(self._ids)}",
-                    amount_cents=amount_cents,
-                    currency=currency,
-                    idempotency_key=idempotency_key,
-                    metadata=dict(metadata or {}),
-                )
-                self.charges[idempotency_key] = existing
-            elif existing.amount_cents != amount_cents:
-                # What Stripe does when a key is replayed with different parameters.
-                raise PaymentUnavailable("idempotency key reused with a different amount")
+            made = self.ledger.charge(amount_cents, currency, idempotency_key, metadata)
             if self.failure_mode == "timeout_after_charge":
                 raise PaymentUnavailable("payment gateway timed out")
-            return existing
+            return made
 
     def refund(self, charge_id, idempotency_key):
         self._wait()
-        with self._lock:
-            self.calls.append(("refund", idempotency_key, charge_id))
+        with self._operation("refund", idempotency_key, charge_id):
             self._fail_before("refund", self.refund_failure_mode)
-            refund_id = self.refunds.get(idempotency_key)
-            if refund_id is None:
-                charge = next((c for c in self.charges.values() if c.id == charge_id), None)
-                if charge is None:
-                    raise PaymentUnavailable(f"no such charge {charge_id}")
-                if charge.refunded:
-                    # A second refund with another key: a real gateway refuses it too.
-                    raise PaymentUnavailable(f"charge {charge_id} is already refunded")
-                refund_id = f"re_mock_{next(self._ids)}"
-                charge.refund_id = refund_id
-                self.refunds[idempotency_key] = refund_id
+            refund_id = self.ledger.refund(charge_id, idempotency_key)
             if self.refund_failure_mode == "timeout_after_charge":
                 raise PaymentUnavailable("payment gateway timed out")
             return refund_id
 
     def find_charge(self, idempotency_key):
         self._wait()
-        with self._lock:
-            self.calls.append(("find_charge", idempotency_key, None))
+        with self._operation("find_charge", idempotency_key, None):
             self._fail_before("find_charge", self.lookup_failure_mode)
-            return self.charges.get(idempotency_key)
+            return self.ledger.find_charge(idempotency_key)
 
     def kept_charges(self):
         """Charges that took money and were not refunded."""
-        with self._lock:
-            return [charge for charge in self.charges.values() if not charge.refunded]
+        with self._operation(None):
+            return self.ledger.kept_charges()
+
+    def dispose(self):
+        """Release the shared ledger's connections (nothing to do for the in-memory one)."""
+        self.ledger.dispose()
+
+    @contextlib.contextmanager
+    def _operation(self, name, *details):
+        """Record the call; serialise operations on the in-memory ledger. The shared ledger needs
+        no lock here: the database orders concurrent operations, across processes too."""
+        with contextlib.nullcontext() if self.shared else self._lock:
+            if name is not None:
+                self.calls.append((name, *details))
+            yield
 
     def _wait(self):
         if self.latency_ms:

@@ -1,0 +1,776 @@
+"""Flash-sale benchmark (`make bench`): C buyers at once, until the tickets are sold out.
+
+    .venv/bin/python bench/flash_sale.py [-c 64] [-t 5000] [--slow-ms 200] [--spread-events 100]
+                                         [--scenarios hot-0ms,hot-slow,spread-0ms] [--no-pgbench]
+
+For each scenario the bench creates a PostgreSQL database, migrates it with
+``initialize_ticketing_db``, serves the app with ``gunicorn --paste`` (bench/bench.ini on top of
+production.ini, with the repository's gunicorn.conf.py), and lets wrk (bench/purchase.lua: one
+thread and one connection per buyer, unique idempotency keys, 1..4 tickets a purchase) buy until
+every ticket is gone. Then it stops gunicorn gracefully and reads the books back from the database
+(orders, events and the mock gateway's shared ledger). A row whose books do not balance is FAILED,
+whatever its speed. It also measures the database's own ceiling: pgbench running the SQL that one
+purchase issues (recorded from the app itself) against one hot event row.
+
+Rows go to stdout as a table and to bench/results/<date>.json. Databases, gunicorn, wrk and the
+Redis keys of the run's job queues are cleaned up however the run ends.
+"""
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import benchlib as b
+import sqlalchemy as sa
+
+MARKER_KEY = "bench-recorded-purchase-key"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-c", "--concurrency", type=int, default=64, help="buyers at once (C)")
+    parser.add_argument("-t", "--tickets", type=int, default=5000, help="tickets on sale (T)")
+    parser.add_argument("--slow-ms", type=int, default=200, help="payment latency of hot-slow")
+    parser.add_argument("--spread-events", type=int, default=100)
+    parser.add_argument(
+        "--scenarios",
+        default="hot-0ms,hot-slow,spread-0ms",
+        help="comma-separated subset of hot-0ms, hot-slow, spread-0ms",
+    )
+    parser.add_argument("--warmup", type=int, default=200, help="warm-up purchases per server")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120,
+        help="seconds to wait for other load on the machine to stop before each measurement",
+    )
+    parser.add_argument("--max-seconds", type=int, default=300, help="give up a scenario after")
+    parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument("--pgbench-clients", default="4,64")
+    parser.add_argument("--no-pgbench", action="store_true")
+    parser.add_argument(
+        "--no-pgbench-merged",
+        dest="pgbench_merged",
+        action="store_false",
+        help="skip pgbench of the proposed one-statement reservation",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an app setting in every scenario (for experiments; recorded in the JSON)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="SCENARIO",
+        help="py-spy one gunicorn worker during this scenario (e.g. hot-0ms); the folded stacks "
+        "go to bench/results/ and the heaviest functions are printed",
+    )
+    parser.add_argument("--profile-seconds", type=float, default=6)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the databases and scratch files (debugging)"
+    )
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results")
+    return parser.parse_args(argv)
+
+
+def scenarios(args):
+    known = {
+        "hot-0ms": {"events": 1, "latency_ms": 0},
+        "hot-slow": {"events": 1, "latency_ms": args.slow_ms},
+        "spread-0ms": {"events": args.spread_events, "latency_ms": 0},
+    }
+    chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown scenarios {unknown}; known: {', '.join(known)}")
+    return [(name, known[name]) for name in chosen]
+
+
+def overrides(args):
+    return dict(item.split("=", 1) for item in args.set)
+
+
+def scenario_label(name, spec):
+    if name == "spread-0ms":
+        return f"spread over {spec['events']} events, {spec['latency_ms']} ms"
+    return f"hot event, {spec['latency_ms']} ms"
+
+
+# --- setting up ---------------------------------------------------------------------------------
+
+
+def create_events(engine, counts, name):
+    """Published events of ``counts`` tickets each, a year ahead; returns their ids."""
+    from ticketing.models import Event, EventStatus
+
+    date = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=365)
+    ids = []
+    with sa.orm.Session(engine) as session, session.begin():
+        for number, count in enumerate(counts):
+            event = Event(
+                id=uuid.uuid4(),
+                name=f"{name} {number + 1}",
+                venue="Bench Arena",
+                date=date,
+                ticket_price_cents=5000,
+                currency="USD",
+                total_tickets=count,
+                available_tickets=count,
+                status=EventStatus.PUBLISHED,
+            )
+            session.add(event)
+            ids.append(str(event.id))
+    return ids
+
+
+def split_tickets(total, events):
+    base, extra = divmod(total, events)
+    return [base + (1 if number < extra else 0) for number in range(events)]
+
+
+def warm_up(server, event_id, count, run):
+    """Sequential-ish purchases on a warm-up event, on new connections (so on every worker)."""
+
+    def buy(number):
+        body = {
+            "order": {
+                "customer_email": "warm@example.com",
+                "customer_name": "Warm Up",
+                "quantity": 1,
+                "idempotency_key": f"{run}-warm-{number}",
+            }
+        }
+        status, _ = b.http("POST", f"{server.base}/api/events/{event_id}/purchase", body)
+        b.http("GET", f"{server.base}/api/events?limit=20")
+        return status
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(buy, range(count)))
+    bad = [status for status in statuses if status != 201]
+    if bad:
+        raise RuntimeError(f"warm-up purchases failed: {sorted(set(bad))}")
+
+
+# --- the books ------------------------------------------------------------------------------------
+
+INVARIANTS = {
+    "events_unbalanced": """
+        SELECT count(*) FROM events e
+        LEFT JOIN (SELECT event_id, sum(quantity) AS sold FROM orders
+                   WHERE status = 'confirmed' GROUP BY event_id) s ON s.event_id = e.id
+        WHERE e.available_tickets + coalesce(s.sold, 0) <> e.total_tickets""",
+    "events_below_zero": "SELECT count(*) FROM events WHERE available_tickets < 0",
+    "confirmed_without_one_kept_charge": """
+        SELECT count(*) FROM orders o WHERE o.status = 'confirmed' AND (
+            SELECT count(*) FROM mock_payment_ledger l
+            WHERE l.refund_id IS NULL AND l.charge_id = o.payment_reference
+              AND l.idempotency_key = 'order-' || o.id || '-charge'
+              AND l.amount_cents = o.total_amount_cents) <> 1""",
+    "charges_shared_by_orders": """
+        SELECT count(*) FROM (SELECT payment_reference FROM orders WHERE status = 'confirmed'
+                              GROUP BY payment_reference HAVING count(*) > 1) twice""",
+    "kept_charges_without_confirmed_order": """
+        SELECT count(*) FROM mock_payment_ledger l WHERE l.refund_id IS NULL AND NOT EXISTS (
+            SELECT 1 FROM orders o
+            WHERE o.status = 'confirmed' AND o.payment_reference = l.charge_id)
+    """,
+    "pending_orders": "SELECT count(*) FROM orders WHERE status = 'pending'",
+}
+
+
+def check_books(engine):
+    with engine.connect() as connection:
+        found = {name: connection.scalar(sa.text(sql)) for name, sql in INVARIANTS.items()}
+        found["kept_charges"] = connection.scalar(
+            sa.text("SELECT count(*) FROM mock_payment_ledger WHERE refund_id IS NULL")
+        )
+        found["confirmed_orders"] = connection.scalar(
+            sa.text("SELECT count(*) FROM orders WHERE status = 'confirmed'")
+        )
+    failures = {name: count for name, count in found.items() if name in INVARIANTS and count}
+    return {"ok": not failures, "failures": failures, "counts": found}
+
+
+def sale_state(engine, ids):
+    statement = sa.text(
+        "SELECT coalesce(sum(available_tickets), 0) AS available,"
+        " (SELECT count(*) FROM orders WHERE status = 'pending') AS pending,"
+        " (SELECT count(*) FROM orders WHERE status = 'confirmed') AS confirmed"
+        " FROM events WHERE id IN :ids"
+    ).bindparams(sa.bindparam("ids", expanding=True))
+    with engine.connect() as connection:
+        return connection.execute(statement, {"ids": ids}).one()
+
+
+def sold_on(engine, ids):
+    statement = sa.text(
+        "SELECT count(*), coalesce(sum(quantity), 0) FROM orders"
+        " WHERE status = 'confirmed' AND event_id IN :ids"
+    ).bindparams(sa.bindparam("ids", expanding=True))
+    with engine.connect() as connection:
+        return tuple(connection.execute(statement, {"ids": ids}).one())
+
+
+# --- one scenario ---------------------------------------------------------------------------------
+
+
+def run_scenario(args, name, spec, run, databases, workdir, huey_url):
+    label = scenario_label(name, spec)
+    b.log(f"scenario {name}: {label}, C={args.concurrency}, T={args.tickets}")
+    database = b.db_name("bench", run, name)
+    url = databases.create(database)
+    huey_name = f"bench-{run}-{name}"
+    ini = b.scenario_ini(
+        workdir,
+        name,
+        **{
+            "payments.mock.latency_ms": spec["latency_ms"],
+            "payments.mock.ledger_url": url,
+            "huey.name": huey_name,
+            **overrides(args),
+        },
+    )
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_size=2)
+    server = wrk = sampler = profiler = None
+    row = {"scenario": name, "label": label, **spec, "concurrency": args.concurrency}
+    try:
+        b.migrate(ini, url)
+        ids = create_events(engine, split_tickets(args.tickets, spec["events"]), name)
+        (warm_id,) = create_events(engine, [max(args.warmup, 1) * 2], "warm-up")
+
+        server = b.Gunicorn(ini, url, workdir / f"{name}-gunicorn.log").start()
+        row["server"] = server.config
+        if args.warmup:
+            warm_up(server, warm_id, args.warmup, run)
+        sampler = b.RssSampler(server.pids)
+        sampler.start()
+
+        out = workdir / f"{name}-wrk.json"
+        env = {
+            **os.environ,
+            "BENCH_EVENTS": ",".join(ids),
+            "BENCH_RUN": f"{run}-{name}",
+            "BENCH_OUT": str(out),
+        }
+        command = [
+            "wrk",
+            "-t", str(args.concurrency),
+            "-c", str(args.concurrency),
+            "-d", f"{args.max_seconds + 120}s",
+            "--timeout", "60s",
+            "-s", str(b.BENCH / "purchase.lua"),
+            server.base,
+        ]  # fmt: skip
+        row["quiet_before"] = b.wait_for_quiet(args.quiet_wait)
+        cpu_before = cpu_snapshot(server)
+        started = time.monotonic()
+        with open(workdir / f"{name}-wrk.txt", "wb") as wrk_output:
+            wrk = subprocess.Popen(command, env=env, stdout=wrk_output, stderr=subprocess.STDOUT)
+        if args.profile == name:
+            b.RESULTS.mkdir(parents=True, exist_ok=True)
+            profile_path = b.RESULTS / f"profile-{run}-{name}.txt"
+            profiler = b.start_profiler(server.pids()[1], args.profile_seconds, profile_path)
+        outcome = wait_until_sold_out(args, engine, ids, wrk, started)
+        cpu_after = cpu_snapshot(server, wrk)
+        b.stop_process(wrk, first=signal.SIGINT, timeout=30)
+        if profiler is not None:
+            profiler.wait(timeout=args.profile_seconds + 30)
+            row["profile"] = {"path": str(profile_path.relative_to(b.REPO))}
+            row["profile"]["samples"], row["profile"]["top"] = b.summarize_profile(profile_path)
+        row["rss"] = sampler.finish()
+        sampler = None
+        server.stop()  # graceful: requests in flight finish before the books are read
+        row["outcome"] = outcome
+        row["cpu"] = cpu_share(cpu_before, cpu_after)
+        row.update(load_results(out, engine, ids))
+        row["books"] = check_books(engine)
+        available = sale_state(engine, ids).available
+        row["sold_out"] = available == 0
+        row["ok"] = row["books"]["ok"] and outcome == "sold_out" and wrk.returncode == 0
+        if wrk.returncode != 0:
+            row["wrk_error"] = (workdir / f"{name}-wrk.txt").read_text(errors="replace")[-2000:]
+        if not row["ok"]:
+            row["server_log"] = server.log_tail()
+    finally:
+        if sampler is not None:
+            sampler.finish()
+        b.stop_process(wrk, first=signal.SIGINT)
+        b.stop_process(profiler)
+        if server is not None:
+            server.stop()
+        engine.dispose()
+        b.clear_redis_keys(huey_url, f"*{huey_name}*")
+        if not args.keep:
+            databases.drop(database)
+    return row
+
+
+def wait_until_sold_out(args, engine, ids, wrk, started, poll=0.1, grace=0.5, stall=20):
+    last_change = time.monotonic()
+    last_state = None
+    while True:
+        if wrk.poll() is not None:
+            return "load_generator_exited"
+        state = tuple(sale_state(engine, ids))
+        now = time.monotonic()
+        if state != last_state:
+            last_state, last_change = state, now
+        available, pending, _ = state
+        if available == 0 and pending == 0:
+            time.sleep(grace)  # the last responses are on their way back to wrk
+            return "sold_out"
+        if now - last_change > stall:
+            return "stalled"
+        if now - started > args.max_seconds:
+            return "timed_out"
+        time.sleep(poll)
+
+
+def cpu_snapshot(server, wrk=None):
+    own = os.times()
+    return {
+        "at": time.monotonic(),
+        "bench": own.user + own.system,
+        "machine": b.machine_cpu()[0],
+        "gunicorn": sum(b.process_cpu_seconds(pid) for pid in server.pids()),
+        "postgres": b.postgres_cpu_seconds(),
+        "wrk": b.process_cpu_seconds(wrk.pid) if wrk is not None else 0.0,
+    }
+
+
+def cpu_share(before, after):
+    wall = after["at"] - before["at"]
+    used = {
+        key: after[key] - before[key] for key in ("machine", "gunicorn", "postgres", "wrk", "bench")
+    }
+    capacity = wall * (os.cpu_count() or 1)
+    # Whatever else ran meanwhile (another job on the machine disturbs the row).
+    other = used["machine"] - used["gunicorn"] - used["postgres"] - used["wrk"] - used["bench"]
+    return {
+        "wall_s": round(wall, 2),
+        "machine_busy": round(used["machine"] / capacity, 3),
+        "gunicorn_cores": round(used["gunicorn"] / wall, 2),
+        "postgres_cores": round(used["postgres"] / wall, 2),
+        "wrk_cores": round(used["wrk"] / wall, 3),
+        "wrk_share_of_busy": round(used["wrk"] / used["machine"], 3) if used["machine"] else None,
+        "other_cores": round(other / wall, 2),
+    }
+
+
+def load_results(path, engine, ids):
+    data = json.loads(path.read_text())
+    codes = {}
+    latencies = []
+    for buyer in data["buyers"]:
+        for code, count in buyer["codes"].items():
+            codes[code] = codes.get(code, 0) + count
+        latencies += buyer["latencies_us"]
+    firsts = [buyer["first_sent"] for buyer in data["buyers"] if buyer["first_sent"]]
+    lasts = [buyer["last_created"] for buyer in data["buyers"] if buyer["last_created"]]
+    elapsed = (max(lasts) - min(firsts)) if firsts and lasts else None
+    orders, tickets = sold_on(engine, ids)
+    created = codes.get("201", 0)
+    return {
+        "statuses": dict(sorted(codes.items())),
+        "orders": orders,
+        "tickets": tickets,
+        "created_responses": created,
+        "elapsed_s": round(elapsed, 3) if elapsed else None,
+        "orders_per_s": round(orders / elapsed, 1) if elapsed else None,
+        "tickets_per_s": round(tickets / elapsed, 1) if elapsed else None,
+        "latency_ms": {
+            f"p{int(q * 100)}": round(b.percentile(latencies, q) / 1000, 1) if latencies else None
+            for q in (0.5, 0.95, 0.99)
+        },
+        "wrk": data["wrk"],
+    }
+
+
+# --- the database's own ceiling -----------------------------------------------------------------
+
+
+def record_purchase_sql(ini, url, event_id):
+    """The statements (with BEGIN/COMMIT) that one purchase sends, recorded from the app."""
+    from webtest import TestApp
+
+    from ticketing import main
+
+    settings = b.app_settings(ini)
+    settings.update(
+        {
+            "sqlalchemy.url": url,
+            "huey.url": "memory://",  # record SQL, not a Redis round trip
+            "payments.mock.ledger_url": "",
+        }
+    )
+    saved = dict(os.environ)
+    os.environ.pop("HUEY_URL", None)
+    os.environ["DATABASE_URL"] = url
+    try:
+        app = main({}, **settings)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    engine = app.registry["dbengine"]
+    recorded = []
+
+    def statement(conn, cursor, sql, parameters, context, executemany):
+        recorded.append((sql, parameters))
+
+    listeners = [
+        ("before_cursor_execute", statement),
+        ("begin", lambda conn: recorded.append(("BEGIN", None))),
+        ("commit", lambda conn: recorded.append(("COMMIT", None))),
+        ("rollback", lambda conn: recorded.append(("ROLLBACK", None))),
+    ]
+    try:
+        for name, listener in listeners:
+            sa.event.listen(engine, name, listener)
+        response = TestApp(app).post_json(
+            f"/api/events/{event_id}/purchase",
+            {
+                "order": {
+                    "customer_email": "pgbench@example.com",
+                    "customer_name": "Pg Bench",
+                    "quantity": 2,
+                    "idempotency_key": MARKER_KEY,
+                }
+            },
+            status=201,
+        )
+    finally:
+        for name, listener in listeners:
+            sa.event.remove(engine, name, listener)
+        engine.dispose()
+    return recorded, uuid.UUID(response.json["data"]["id"]), uuid.UUID(event_id)
+
+
+def pgbench_script(recorded, order_id, event_id, merged=False):
+    """A pgbench script of the recorded statements: the order id, the idempotency key and any
+    other new id become unique per execution; everything else stays as recorded.
+
+    With ``merged``, the SQL of the proposed leaner purchase (see :func:`leaner`), measured on the
+    database alone.
+    """
+    others = {}
+
+    def literal(value):
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return repr(value)
+        if isinstance(value, uuid.UUID):
+            if value == order_id:
+                return "md5('o-' || :client_id || '-' || :r)::uuid"
+            if value == event_id:
+                return f"'{value}'::uuid"
+            tag = others.setdefault(value, f"n{len(others)}")
+            return f"md5('{tag}-' || :client_id || '-' || :r)::uuid"
+        if isinstance(value, dt.datetime):
+            return f"to_timestamp({value.timestamp():.6f})"
+        if isinstance(value, str) and value == MARKER_KEY:
+            return "('k-' || :client_id || '-' || :r)"
+        if isinstance(value, dict | list):
+            value = json.dumps(value)
+        return "'" + str(value).replace("'", "''") + "'"
+
+    statements = []
+    for sql, parameters in recorded:
+        if parameters is None:
+            statements.append(sql)
+            continue
+        statements.append(
+            re.sub(
+                r"%\((\w+)\)s",
+                lambda match, parameters=parameters: literal(parameters[match.group(1)]),
+                " ".join(sql.split()),
+            ).replace("%%", "%")
+        )
+    if merged:
+        statements = leaner(statements)
+    lines = ["\\set r random(1, 999999999999)"] + [f"{sql};" for sql in statements]
+    return "\n".join(lines) + "\n"
+
+
+def leaner(statements):
+    """The proposed two-statement purchase: no key look-up ahead of the reservation (the unique
+    key catches a replay), the reservation's UPDATE and the order's INSERT as one statement, and
+    the confirmation's UPDATE and the outbox INSERT (when there is one) as one statement."""
+
+    def merge(first, second):
+        for i, sql in enumerate(statements[:-1]):
+            following = statements[i + 1]
+            if sql.startswith(first) and following.startswith(second):
+                columns, _, values = following.partition(" VALUES (")
+                statements[i : i + 2] = [f"WITH m AS ({sql}) {columns} SELECT {values[:-1]} FROM m"]
+                return True
+        return False
+
+    statements = [
+        sql
+        for sql in statements
+        if not (sql.startswith("SELECT") and "FROM orders" in sql and "idempotency_key =" in sql)
+    ]
+    if not merge("UPDATE events", "INSERT INTO orders"):
+        raise RuntimeError("the purchase's SQL has no UPDATE events + INSERT INTO orders")
+    merge("UPDATE orders", "INSERT INTO email_outbox")
+    return statements
+
+
+def run_pgbench(args, path, clients, url):
+    connection, database = b.libpq_args(url)
+    b.wait_for_quiet(args.quiet_wait)
+    done = subprocess.run(
+        [
+            "pgbench",
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 2)),
+            "-T",
+            str(args.pgbench_seconds),
+            "-f",
+            str(path),
+            *connection,
+            database,
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=args.pgbench_seconds + 120,
+    )
+    match = re.search(r"tps = ([\d.]+)", done.stdout)
+    if done.returncode != 0 or not match:
+        raise RuntimeError(f"pgbench failed:\n{done.stdout}\n{done.stderr}")
+    return round(float(match.group(1)), 1)
+
+
+def pgbench_ceiling(args, run, databases, workdir):
+    name = b.db_name("bench", run, "pgbench")
+    url = databases.create(name)
+    try:
+        ini = b.scenario_ini(workdir, "pgbench", **{"huey.name": f"bench-{run}-pgbench"})
+        b.migrate(ini, url)
+        engine = sa.create_engine(url)
+        try:
+            (event_id,) = create_events(engine, [2_000_000_000], "pgbench hot row")
+        finally:
+            engine.dispose()
+        recorded, order_id, event_uuid = record_purchase_sql(ini, url, event_id)
+        results = {"statements": sum(1 for _, params in recorded if params is not None)}
+        clients = [int(c) for c in args.pgbench_clients.split(",") if c.strip()]
+        variants = {"as_is": False, "merged": True} if args.pgbench_merged else {"as_is": False}
+        for variant, merged in variants.items():
+            script = pgbench_script(recorded, order_id, event_uuid, merged=merged)
+            path = workdir / f"purchase-{variant}.pgbench.sql"
+            path.write_text(script)
+            results[f"script_{variant}"] = script
+            if merged:
+                results["statements_merged"] = sum(
+                    1
+                    for line in script.splitlines()
+                    if line.split(" ", 1)[0] in ("WITH", "UPDATE", "INSERT", "SELECT")
+                )
+            results["tps" if variant == "as_is" else "tps_merged"] = tps = {}
+            for count in clients:
+                b.log(f"pgbench: the purchase's SQL ({variant}) on one hot row, {count} clients")
+                tps[count] = run_pgbench(args, path, count, url)
+        return results
+    finally:
+        if not args.keep:
+            databases.drop(name)
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def print_report(rows, pgbench, machine, args):
+    print()
+    print(
+        f"Flash sale: C={args.concurrency} buyers, T={args.tickets} tickets, 1..4 per purchase "
+        f"| {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB, "
+        f"PostgreSQL {machine['postgresql']}"
+    )
+    if rows and rows[0].get("server"):
+        server = rows[0]["server"]
+        print(
+            f"gunicorn: {server['workers']} x {server['worker_class']} workers, "
+            f"{server['threads']} threads; pool_size {rows[0].get('pool_size')}"
+        )
+    header = (
+        f"{'scenario':<28} {'result':>6} {'orders/s':>9} {'tickets/s':>10} {'p50 ms':>7} "
+        f"{'p95 ms':>7} {'p99 ms':>7} {'RSS sum':>8} {'RSS max':>8}  statuses"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        latency = row.get("latency_ms", {})
+        rss = row.get("rss", {})
+        statuses = " ".join(f"{code}:{count}" for code, count in row.get("statuses", {}).items())
+        print(
+            f"{row['label']:<28} {'ok' if row.get('ok') else 'FAILED':>6} "
+            f"{b.fmt(row.get('orders_per_s')):>9} {b.fmt(row.get('tickets_per_s')):>10} "
+            f"{b.fmt(latency.get('p50'), 1):>7} {b.fmt(latency.get('p95'), 1):>7} "
+            f"{b.fmt(latency.get('p99'), 1):>7} {b.fmt(rss.get('sum_mb')):>6}MB "
+            f"{b.fmt(rss.get('max_mb')):>6}MB  {statuses}"
+        )
+        if not row.get("ok"):
+            print(
+                f"    FAILED: outcome {row.get('outcome')}, books "
+                f"{row.get('books', {}).get('failures') or 'balanced'}"
+            )
+    print()
+    for row in rows:
+        cpu = row.get("cpu") or {}
+        books = row.get("books", {}).get("counts", {})
+        print(
+            f"{row['label']:<28} books: {books.get('confirmed_orders')} confirmed orders, "
+            f"{books.get('kept_charges')} kept charges, {books.get('pending_orders')} pending | "
+            f"CPU: machine {b.fmt((cpu.get('machine_busy') or 0) * 100)}% busy, gunicorn "
+            f"{cpu.get('gunicorn_cores')} cores, postgres {cpu.get('postgres_cores')}, wrk "
+            f"{cpu.get('wrk_cores')} ({b.fmt((cpu.get('wrk_share_of_busy') or 0) * 100, 1)}% "
+            f"of the busy CPU), other {cpu.get('other_cores')}"
+            + (" (DISTURBED: something else ran)" if (cpu.get("other_cores") or 0) > 0.2 else "")
+        )
+    for row in rows:
+        if row.get("profile"):
+            profile = row["profile"]
+            print(
+                f"\n{row['label']}: where one worker's Python CPU went ({profile['samples']} "
+                f"py-spy samples holding the GIL; {profile['path']})"
+            )
+            for share, name in profile["top"]:
+                print(f"  {share * 100:5.1f}%  {name}")
+    ratios = targets(rows, pgbench)
+    print()
+    if pgbench:
+        tps = ", ".join(f"{clients} clients {b.fmt(t)}/s" for clients, t in pgbench["tps"].items())
+        print(f"pgbench, the purchase's {pgbench['statements']} statements on one hot row: {tps}")
+        if pgbench.get("tps_merged"):
+            merged = ", ".join(
+                f"{clients} clients {b.fmt(t)}/s" for clients, t in pgbench["tps_merged"].items()
+            )
+            print(
+                f"  proposal, {pgbench['statements_merged']} statements (reserve UPDATE + order "
+                f"INSERT as one, confirm + outbox INSERT as one, no key look-up): {merged}"
+            )
+    for target in ratios:
+        value = "-" if target["value"] is None else f"{target['value']:.2f}"
+        verdict = "n/a" if target["met"] is None else ("met" if target["met"] else "NOT met")
+        print(f"  {target['name']:<52} {value:>7}  target {target['target']:<8} {verdict}")
+    return ratios
+
+
+def targets(rows, pgbench):
+    by = {row["scenario"]: row for row in rows}
+
+    def rate(name):
+        row = by.get(name)
+        return row.get("orders_per_s") if row and row.get("ok") else None
+
+    def ratio(a, b_):
+        return round(a / b_, 3) if a is not None and b_ else None
+
+    hot = rate("hot-0ms")
+    ceiling = (pgbench or {}).get("tps", {}).get(4)
+    max_rss = max((row.get("rss", {}).get("max_mb") or 0 for row in rows), default=None)
+    checks = [
+        ("hot orders/s / pgbench hot row (4 clients)", ratio(hot, ceiling), ">= 0.25", 0.25),
+        ("hot orders/s, slow payment / 0 ms", ratio(rate("hot-slow"), hot), ">= 0.8", 0.8),
+        ("hot orders/s / spread orders/s", ratio(hot, rate("spread-0ms")), ">= 0.8", 0.8),
+    ]
+    out = [
+        {
+            "name": name,
+            "value": value,
+            "target": text,
+            "met": None if value is None else value >= at,
+        }
+        for name, value, text, at in checks
+    ]
+    out.append(
+        {
+            "name": "peak RSS per server process (MB)",
+            "value": max_rss,
+            "target": "< 150",
+            "met": None if not max_rss else max_rss < 150,
+        }
+    )
+    out.append(
+        {
+            "name": "rows whose books balance",
+            "value": sum(1 for row in rows if row.get("books", {}).get("ok")),
+            "target": f"= {len(rows)}",
+            "met": all(row.get("books", {}).get("ok") for row in rows),
+        }
+    )
+    return out
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    b.raise_on_termination()
+    run = b.run_id()
+    rows = []
+    pgbench = None
+    with contextlib.ExitStack() as stack:
+        databases = b.Databases(keep=args.keep)
+        stack.callback(databases.close)
+        workdir = b.temporary_directory(stack, args.keep)
+        machine = b.machine_info(databases)
+        settings = b.app_settings(b.BENCH_INI)
+        huey_url = os.environ.get("HUEY_URL") or settings.get("huey.url")
+        if not args.no_pgbench:
+            pgbench = pgbench_ceiling(args, run, databases, workdir)
+        for name, spec in scenarios(args):
+            row = run_scenario(args, name, spec, run, databases, workdir, huey_url)
+            row["pool_size"] = settings.get("sqlalchemy.pool_size")
+            rows.append(row)
+            b.log(
+                f"{name}: {row.get('orders_per_s')} orders/s, books "
+                f"{'balance' if row['books']['ok'] else row['books']['failures']}"
+            )
+        ratios = print_report(rows, pgbench, machine, args)
+    if not args.no_save:
+        path = b.write_results(
+            "",
+            {
+                "benchmark": "flash_sale",
+                "run": run,
+                "machine": machine,
+                "arguments": vars(args),
+                "settings": {
+                    key: settings.get(key)
+                    for key in (
+                        "sqlalchemy.pool_size",
+                        "sqlalchemy.max_overflow",
+                        "sqlalchemy.pool_pre_ping",
+                        "retry.attempts",
+                    )
+                },  # fmt: skip
+                "pgbench": pgbench,
+                "rows": rows,
+                "targets": ratios,
+            },
+        )
+        print(f"\nwritten to {path.relative_to(b.REPO)}")
+    return 0 if all(row.get("ok") for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
