@@ -48,7 +48,11 @@ def test_a_new_purchase_and_its_replay_cost_a_handful_of_statements(dbengine):
     with recorded_statements(dbengine) as replay:
         purchase(testapp, event, 200)
 
-    # look up the key; reserve (UPDATE ... RETURNING); insert the order; confirm it and, in the
-    # same transaction, owe the confirmation email (the outbox row).
-    assert new_purchase == ["SELECT", "UPDATE", "INSERT", "UPDATE", "INSERT"]
+    # look up the key; reserve the tickets and insert the pending order; confirm the order and
+    # owe the confirmation email (the outbox row). On PostgreSQL each pair is one statement,
+    # WITH ... AS (UPDATE ... RETURNING) INSERT ...; SQLite cannot, so it runs them in turn.
+    if dbengine.dialect.name == "postgresql":
+        assert new_purchase == ["SELECT", "WITH", "WITH"]
+    else:
+        assert new_purchase == ["SELECT", "UPDATE", "INSERT", "UPDATE", "INSERT"]
     assert replay == ["SELECT"]

@@ -5,6 +5,7 @@ Other contexts (ordering) change an event's inventory only through the functions
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from zope.sqlalchemy import mark_changed
 
 from ticketing.models import Event, EventStatus
 from ticketing.pagination import paginate
@@ -110,28 +111,40 @@ def publish_event(dbsession, event_id, *, now):
     return event
 
 
-def reserve_tickets(dbsession, event_id, quantity, *, now):
-    """Take ``quantity`` tickets of an event on sale, or raise; return (unit price, currency).
+def reservation(event_id, quantity, *, now):
+    """The statement that takes ``quantity`` tickets of an event on sale and returns its unit
+    price and currency, or no row when it cannot.
 
     One conditional UPDATE: concurrent buyers cannot oversell, because the row is re-checked
     under its lock, and the CHECK constraint stands behind it. The lock lasts until the caller's
-    transaction ends, so callers commit before any slow call.
+    transaction ends, so callers commit before any slow call. Callers may run it alone
+    (:func:`reserve_tickets`) or, on PostgreSQL, as a CTE feeding their own INSERT.
     """
-    reserved = dbsession.execute(
-        update(Event)
+    events = Event.__table__
+    return (
+        events.update()
         .where(
-            Event.id == event_id,
-            Event.status == EventStatus.PUBLISHED,
-            Event.date > now,
-            Event.available_tickets >= quantity,
+            events.c.id == event_id,
+            events.c.status == EventStatus.PUBLISHED,
+            events.c.date > now,
+            events.c.available_tickets >= quantity,
         )
-        .values(available_tickets=Event.available_tickets - quantity, updated_at=now)
-        .returning(Event.ticket_price_cents, Event.currency)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
-    if reserved is not None:
-        return reserved.ticket_price_cents, reserved.currency
-    # Only the refusal pays for a second query, to say why.
+        .values(available_tickets=events.c.available_tickets - quantity, updated_at=now)
+        .returning(events.c.ticket_price_cents, events.c.currency)
+    )
+
+
+def reserve_tickets(dbsession, event_id, quantity, *, now):
+    """Take ``quantity`` tickets of an event on sale, or raise; return (unit price, currency)."""
+    reserved = dbsession.execute(reservation(event_id, quantity, now=now)).one_or_none()
+    if reserved is None:
+        refuse_reservation(dbsession, event_id, quantity, now=now)
+    mark_changed(dbsession)
+    return reserved.ticket_price_cents, reserved.currency
+
+
+def refuse_reservation(dbsession, event_id, quantity, *, now):
+    """Raise why a reservation took nothing; only a refusal pays for this second query."""
     event = get_event(dbsession, event_id)
     if event.status != EventStatus.PUBLISHED or event.date <= now:
         raise EventNotOnSale(f"Event {event_id} is {event.status} and dated {event.date:%Y-%m-%d}.")

@@ -8,8 +8,10 @@ finds the email again. Delivery is idempotent: an email marked sent is never sen
 
 import dataclasses
 import datetime as dt
+import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, literal, select, update
+from zope.sqlalchemy import mark_changed
 
 from ticketing.models import EmailKind, EmailStatus, Order, OutboxEmail
 from ticketing.notifications import order_cancellation_message, order_confirmation_message
@@ -42,19 +44,34 @@ class Delivery:
 
 
 def record_email(dbsession, order_id, kind, *, now):
-    email = OutboxEmail(
-        order_id=order_id,
-        kind=kind,
-        status=EmailStatus.PENDING,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
-    )
-    dbsession.add(email)
-    dbsession.flush()
-    dispatch_after_commit(dbsession, email.id)
-    return email
+    """Owe the order's customer an email; return its id.
+
+    ``order_id`` is an id, or a column of a CTE such as ``WITH confirmed AS (UPDATE orders ...
+    RETURNING id)``: then changing the order and owing its email is one statement, and nothing
+    is owed (None is returned) when the CTE yields no row. A plain INSERT, no unit of work.
+    """
+    outbox = OutboxEmail.__table__
+    email_id = uuid.uuid4()
+    if not isinstance(order_id, ColumnElement):
+        order_id = literal(order_id, outbox.c.order_id.type)
+    values = {
+        "id": literal(email_id, outbox.c.id.type),
+        "order_id": order_id,
+        "kind": literal(kind, outbox.c.kind.type),
+        "status": literal(EmailStatus.PENDING, outbox.c.status.type),
+        "attempts": literal(0),
+        "next_attempt_at": literal(now, outbox.c.next_attempt_at.type),
+        "created_at": literal(now, outbox.c.created_at.type),
+        "updated_at": literal(now, outbox.c.updated_at.type),
+    }
+    recorded = dbsession.execute(
+        outbox.insert().from_select(list(values), select(*values.values())).returning(outbox.c.id)
+    ).first()
+    if recorded is None:
+        return None
+    mark_changed(dbsession)
+    dispatch_after_commit(dbsession, email_id)
+    return email_id
 
 
 def dispatch_after_commit(dbsession, email_id):
