@@ -1,7 +1,7 @@
 """Events: what organisers create and publish, and buyers browse."""
 
 import colander
-from cornice.validators import colander_body_validator, colander_querystring_validator
+from cornice.validators import colander_querystring_validator
 
 from ticketing.domain import events as domain
 from ticketing.domain.errors import (
@@ -27,6 +27,7 @@ from .schemas import (
     StrictMappingSchema,
     UTCDateTime,
     in_the_future,
+    json_body_validator,
     limit_field,
     text_field,
 )
@@ -154,7 +155,7 @@ def list_events(request):
 
 @events.post(
     schema=CreateEventBody(),
-    validators=(colander_body_validator,),
+    validators=(json_body_validator,),
     content_type=JSON,
     permission=ORGANISE,
 )
@@ -186,7 +187,7 @@ def get_event(request):
 
 @event.put(
     schema=UpdateEventBody(),
-    validators=(colander_body_validator,),
+    validators=(json_body_validator,),
     content_type=JSON,
     permission=ORGANISE,
 )

@@ -34,7 +34,7 @@ from .schemas import (
     StrictInteger,
     StrictMappingSchema,
     StrictString,
-    bound_body_validator,
+    json_body_validator,
     limit_field,
     strip,
     text_field,
@@ -143,7 +143,7 @@ IDEMPOTENCY_HEADER_PARAMETER = {
 }
 
 
-@event_purchase.post(schema=PurchaseBody(), validators=(bound_body_validator,), content_type=JSON)
+@event_purchase.post(schema=PurchaseBody(), validators=(json_body_validator,), content_type=JSON)
 @api_doc(
     Success(201, "The confirmed order.", OrderResource(), headers=LOCATION),
     Success(

@@ -10,6 +10,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 import colander
+from cornice.validators import extract_cstruct
 
 MAX_PRICE = Decimal("1000000.00")
 #: what a price given as a string looks like: digits, and at most two decimal places
@@ -181,20 +182,27 @@ def limit_field(max_limit):
     )
 
 
-def bound_body_validator(request, schema=None, **kwargs):
-    """Cornice's colander body validator, with the schema bound to the request so that deferred
-    validators can read settings.
+def json_body_validator(request, schema=None, **kwargs):
+    """Validate the JSON body against ``schema`` into ``request.validated``, with Cornice's
+    error locations ("body", and the field's dotted path).
 
-    Binding deep-copies the schema, which cost ~8% of a purchase when done per request; deferred
-    values here read only the app's settings, so each app binds each schema once.
+    Cornice's own body validator builds a new schema class for every request, and deferred
+    values need the schema bound: together they were ~10% of a purchase's CPU. Here each app
+    binds each schema once (deferred values may read only the app's settings) and deserializes
+    the body directly.
     """
-    from cornice.validators import colander_body_validator
-
+    cstruct = extract_cstruct(request)
+    if request.errors:
+        return  # not JSON, or not an object or array
     bound_schemas = request.registry.setdefault("bound_body_schemas", {})
     bound = bound_schemas.get(id(schema))
     if bound is None:
         bound = bound_schemas[id(schema)] = schema.bind(request=request)
-    colander_body_validator(request, schema=bound, **kwargs)
+    try:
+        request.validated.update(bound.deserialize(cstruct["body"]))
+    except colander.Invalid as invalid:
+        for name, message in invalid.asdict(translate=request.localizer.translate).items():
+            request.errors.add("body", name, message)
 
 
-bound_body_validator.schema_location = "body"  # for the OpenAPI document
+json_body_validator.schema_location = "body"  # for the OpenAPI document
