@@ -58,12 +58,6 @@ def parse_args(argv=None):
     parser.add_argument("--pgbench-clients", default="4,64")
     parser.add_argument("--no-pgbench", action="store_true")
     parser.add_argument(
-        "--no-pgbench-merged",
-        dest="pgbench_merged",
-        action="store_false",
-        help="skip pgbench of the proposed one-statement reservation",
-    )
-    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -456,13 +450,9 @@ def record_purchase_sql(ini, url, event_id):
     return recorded, uuid.UUID(response.json["data"]["id"]), uuid.UUID(event_id)
 
 
-def pgbench_script(recorded, order_id, event_id, merged=False):
+def pgbench_script(recorded, order_id, event_id):
     """A pgbench script of the recorded statements: the order id, the idempotency key and any
-    other new id become unique per execution; everything else stays as recorded.
-
-    With ``merged``, the SQL of the proposed leaner purchase (see :func:`leaner`), measured on the
-    database alone.
-    """
+    other new id become unique per execution; everything else stays as recorded."""
     others = {}
 
     def literal(value):
@@ -499,35 +489,8 @@ def pgbench_script(recorded, order_id, event_id, merged=False):
                 " ".join(sql.split()),
             ).replace("%%", "%")
         )
-    if merged:
-        statements = leaner(statements)
     lines = ["\\set r random(1, 999999999999)"] + [f"{sql};" for sql in statements]
     return "\n".join(lines) + "\n"
-
-
-def leaner(statements):
-    """The proposed two-statement purchase: no key look-up ahead of the reservation (the unique
-    key catches a replay), the reservation's UPDATE and the order's INSERT as one statement, and
-    the confirmation's UPDATE and the outbox INSERT (when there is one) as one statement."""
-
-    def merge(first, second):
-        for i, sql in enumerate(statements[:-1]):
-            following = statements[i + 1]
-            if sql.startswith(first) and following.startswith(second):
-                columns, _, values = following.partition(" VALUES (")
-                statements[i : i + 2] = [f"WITH m AS ({sql}) {columns} SELECT {values[:-1]} FROM m"]
-                return True
-        return False
-
-    statements = [
-        sql
-        for sql in statements
-        if not (sql.startswith("SELECT") and "FROM orders" in sql and "idempotency_key =" in sql)
-    ]
-    if not merge("UPDATE events", "INSERT INTO orders"):
-        raise RuntimeError("the purchase's SQL has no UPDATE events + INSERT INTO orders")
-    merge("UPDATE orders", "INSERT INTO email_outbox")
-    return statements
 
 
 def run_pgbench(args, path, clients, url):
@@ -574,22 +537,14 @@ def pgbench_ceiling(args, run, databases, workdir):
         recorded, order_id, event_uuid = record_purchase_sql(ini, url, event_id)
         results = {"statements": sum(1 for _, params in recorded if params is not None)}
         clients = [int(c) for c in args.pgbench_clients.split(",") if c.strip()]
-        variants = {"as_is": False, "merged": True} if args.pgbench_merged else {"as_is": False}
-        for variant, merged in variants.items():
-            script = pgbench_script(recorded, order_id, event_uuid, merged=merged)
-            path = workdir / f"purchase-{variant}.pgbench.sql"
-            path.write_text(script)
-            results[f"script_{variant}"] = script
-            if merged:
-                results["statements_merged"] = sum(
-                    1
-                    for line in script.splitlines()
-                    if line.split(" ", 1)[0] in ("WITH", "UPDATE", "INSERT", "SELECT")
-                )
-            results["tps" if variant == "as_is" else "tps_merged"] = tps = {}
-            for count in clients:
-                b.log(f"pgbench: the purchase's SQL ({variant}) on one hot row, {count} clients")
-                tps[count] = run_pgbench(args, path, count, url)
+        script = pgbench_script(recorded, order_id, event_uuid)
+        path = workdir / "purchase.pgbench.sql"
+        path.write_text(script)
+        results["script"] = script
+        results["tps"] = tps = {}
+        for count in clients:
+            b.log(f"pgbench: the purchase's SQL on one hot row, {count} clients")
+            tps[count] = run_pgbench(args, path, count, url)
         return results
     finally:
         if not args.keep:
@@ -661,14 +616,6 @@ def print_report(rows, pgbench, machine, args):
     if pgbench:
         tps = ", ".join(f"{clients} clients {b.fmt(t)}/s" for clients, t in pgbench["tps"].items())
         print(f"pgbench, the purchase's {pgbench['statements']} statements on one hot row: {tps}")
-        if pgbench.get("tps_merged"):
-            merged = ", ".join(
-                f"{clients} clients {b.fmt(t)}/s" for clients, t in pgbench["tps_merged"].items()
-            )
-            print(
-                f"  proposal, {pgbench['statements_merged']} statements (reserve UPDATE + order "
-                f"INSERT as one, confirm + outbox INSERT as one, no key look-up): {merged}"
-            )
     for target in ratios:
         value = "-" if target["value"] is None else f"{target['value']:.2f}"
         verdict = "n/a" if target["met"] is None else ("met" if target["met"] else "NOT met")
