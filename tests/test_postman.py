@@ -66,7 +66,7 @@ def test_the_seed_examples_are_the_bodies(served_document):
     assert create["event"] == {
         "name": "Concert",
         "venue": "Stadium",
-        "date": "2027-07-15T18:00:00Z",  # the seed's 2026-07-15, moved into the future
+        "date": "2030-07-15T18:00:00Z",  # the seed's 2026-07-15, moved into the future
         "ticket_price": "50.00",
         "total_tickets": 100,
     }

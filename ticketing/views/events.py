@@ -37,7 +37,7 @@ JSON = "application/json"
 
 
 DATE_DESCRIPTION = (
-    'ISO-8601 with a UTC offset (e.g. "2027-07-15T18:00:00Z"); must lie in the future.'
+    'ISO-8601 with a UTC offset (e.g. "2030-07-15T18:00:00Z"); must lie in the future.'
 )
 
 
@@ -56,7 +56,7 @@ class CreateEventBody(StrictMappingSchema):
         "event": {
             "name": "Concert",
             "venue": "Stadium",
-            "date": "2027-07-15T18:00:00Z",
+            "date": "2030-07-15T18:00:00Z",
             "ticket_price": "50.00",
             "total_tickets": 100,
         }

@@ -1,0 +1,58 @@
+"""The README's curl examples, run as written against a live ``pserve development.ini``, so that
+they stay true."""
+
+import json
+import re
+import shlex
+import subprocess
+
+from .live_server import REPO, live_server
+
+PLACEHOLDERS = {"{id}": "event_id", "{order_id}": "order_id"}
+
+
+def readme_examples():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Examples", 1)[1].split("\n### ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [command.strip() for command in block.replace("\\\n", " ").split("\n\n")]
+
+
+def url_of(command):
+    return next(token for token in shlex.split(command) if token.startswith("http"))
+
+
+def test_the_readme_examples_work_as_written(tmp_path):
+    examples = readme_examples()
+    assert [url_of(e).rsplit("/", 1)[-1] for e in examples] == [
+        "events",
+        "publish",
+        "purchase",
+        "cancel",
+    ]
+    found = {}
+    with live_server(tmp_path) as base:
+        for command in examples:
+            command = command.replace("http://localhost:6543", base)
+            for placeholder, name in PLACEHOLDERS.items():
+                command = command.replace(placeholder, found.get(name, placeholder))
+            result = subprocess.run(
+                [*shlex.split(command), "--silent", "--write-out", "\n%{http_code}"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            body, _, status = result.stdout.rpartition("\n")
+            assert status in ("200", "201"), f"{command}\n{status} {body}"
+            data = json.loads(body)["data"]
+            action = url_of(command).rsplit("/", 1)[-1]
+            if action == "events":
+                found["event_id"] = data["id"]
+            elif action == "publish":
+                assert data["status"] == "published"
+            elif action == "purchase":
+                found["order_id"] = data["id"]
+                assert data["status"] == "confirmed"
+            elif action == "cancel":
+                assert data["status"] == "cancelled"
+    assert set(found) == {"event_id", "order_id"}
