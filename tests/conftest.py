@@ -13,6 +13,7 @@ import os
 import uuid
 
 import pytest
+import redis
 import sqlalchemy as sa
 import transaction
 import transaction.interfaces
@@ -157,3 +158,22 @@ def dbsession(dbengine, tm):
     """A session joined to ``tm`` for tests of the domain below HTTP."""
     factory = sa.orm.sessionmaker(bind=dbengine, expire_on_commit=False)
     return get_tm_session(factory, tm)
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_prefix():
+    """A key prefix of the test's own on the local Redis, removed afterwards. Redis is required:
+    if it cannot be reached the test fails, it never skips."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as error:
+        pytest.fail(f"Redis is required for this test and is not reachable: {error}")
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    for key in client.scan_iter(f"*{prefix}*"):
+        client.delete(key)
+    client.close()

@@ -30,6 +30,25 @@ def create_event(engine, **fields):
     return event
 
 
+def create_order(engine, event, **fields):
+    """An order row as the purchase would leave it (confirmed unless told otherwise)."""
+    values = {
+        "event_id": event.id,
+        "customer_email": "a@example.com",
+        "customer_name": "A",
+        "quantity": 2,
+        "unit_price_cents": event.ticket_price_cents,
+        "currency": "USD",
+        "status": OrderStatus.CONFIRMED,
+    }
+    values.update(fields)
+    values.setdefault("total_amount_cents", values["unit_price_cents"] * values["quantity"])
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        order = Order(**values)
+        session.add(order)
+    return order
+
+
 def set_event(engine, event_id, **values):
     with Session(engine) as session, session.begin():
         session.execute(update(Event).where(Event.id == event_id).values(**values))

@@ -15,10 +15,10 @@ from ticketing.domain import events as domain_events
 from ticketing.domain import outbox
 from ticketing.interfaces import IEmailSender, IPaymentGateway
 from ticketing.jobs.tasks import email_retry_delays
-from ticketing.models import EmailKind, EmailStatus, EventStatus, Order, OrderStatus, OutboxEmail
+from ticketing.models import EmailKind, EmailStatus, EventStatus, OrderStatus, OutboxEmail
 
 from .conftest import app_settings
-from .factories import assert_books_balance, create_event, load_event, orders_of
+from .factories import assert_books_balance, create_event, create_order, load_event, orders_of
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -221,20 +221,12 @@ def test_the_completion_job_runs_in_its_own_transaction(dbengine, jobs):
 
 def test_the_settling_job_settles_stale_pending_orders(dbengine, jobs, gateway):
     event = create_event(dbengine, total_tickets=10, available_tickets=8)
-    with Session(dbengine) as session, session.begin():
-        session.add(
-            Order(
-                event_id=event.id,
-                customer_email="a@example.com",
-                customer_name="A",
-                quantity=2,
-                unit_price_cents=5000,
-                total_amount_cents=10000,
-                currency="USD",
-                status=OrderStatus.PENDING,
-                created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
-            )
-        )
+    create_order(
+        dbengine,
+        event,
+        status=OrderStatus.PENDING,
+        created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+    )
     assert jobs.tasks.settle_stale_orders.call_local() == (0, 1, 0)
     assert load_event(dbengine, event.id).available_tickets == 10
     assert_books_balance(dbengine, gateway)

@@ -11,10 +11,8 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 
 import pytest
-import redis
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,12 +23,11 @@ from ticketing.domain import outbox
 from ticketing.models import EmailStatus, OutboxEmail
 from ticketing.models.types import utcnow
 
-from .conftest import app_settings
+from .conftest import REDIS_URL, app_settings
 from .factories import create_event
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 WORKER = REPO / ".venv" / "bin" / "ticketing_worker"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def free_port():
@@ -86,21 +83,7 @@ def mailbox():
 
 
 @pytest.fixture
-def queue_name():
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as error:
-        pytest.fail(f"Redis is required for this test and is not reachable: {error}")
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    yield name
-    for key in client.scan_iter(f"*{name}*"):
-        client.delete(key)
-    client.close()
-
-
-@pytest.fixture
-def settings(pg_engine, mailbox, queue_name):
+def settings(pg_engine, mailbox, redis_prefix):
     _, port = mailbox
     return {
         "sqlalchemy.url": pg_engine.url.render_as_string(hide_password=False),
@@ -114,7 +97,7 @@ def settings(pg_engine, mailbox, queue_name):
         "mail.timeout_seconds": "5",
         "huey.url": REDIS_URL,
         "huey.immediate": "false",
-        "huey.name": queue_name,
+        "huey.name": redis_prefix,
         "huey.email_retry_delay_seconds": "1",
     }
 

@@ -6,11 +6,12 @@ import uuid
 import pytest
 
 from ticketing.domain.orders import PurchaseRequest
-from ticketing.models import EventStatus, Order, OrderStatus
+from ticketing.models import EventStatus, OrderStatus
 
 from .factories import (
     assert_books_balance,
     create_event,
+    create_order,
     load_event,
     load_order,
     orders_of,
@@ -116,23 +117,15 @@ def test_a_duplicate_of_a_purchase_in_progress_gets_409_with_retry_after(testapp
         quantity=2,
         idempotency_key="unique-key-123",
     )
-    from sqlalchemy.orm import Session
-
-    with Session(dbengine) as session, session.begin():
-        session.add(
-            Order(
-                event_id=event.id,
-                customer_email="john@example.com",
-                customer_name="John Doe",
-                quantity=2,
-                unit_price_cents=5000,
-                total_amount_cents=10000,
-                currency="USD",
-                status=OrderStatus.PENDING,
-                idempotency_key="unique-key-123",
-                request_fingerprint=in_progress.fingerprint(),
-            )
-        )
+    create_order(
+        dbengine,
+        event,
+        customer_email="john@example.com",
+        customer_name="John Doe",
+        status=OrderStatus.PENDING,
+        idempotency_key="unique-key-123",
+        request_fingerprint=in_progress.fingerprint(),
+    )
     response = purchase(testapp, event, status=409)
     assert response.json["code"] == "request_in_progress"
     assert response.headers["Retry-After"] == "1"

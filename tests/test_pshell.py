@@ -15,13 +15,12 @@ from ticketing.models import (
     EmailKind,
     EmailStatus,
     EventStatus,
-    Order,
     OrderStatus,
     OutboxEmail,
     get_engine,
 )
 
-from .factories import create_event, load_event, load_order
+from .factories import create_event, create_order, load_event, load_order
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PSHELL = REPO / ".venv" / "bin" / "pshell"
@@ -104,20 +103,8 @@ def test_complete_past_events_from_the_console(database):
 def test_failed_emails_are_listed_and_can_be_resent(database):
     url, engine = database
     event = create_event(engine, total_tickets=10, available_tickets=9)
+    order = create_order(engine, event, quantity=1, payment_reference="ch_x")
     with Session(engine) as session, session.begin():
-        order = Order(
-            event_id=event.id,
-            customer_email="a@b.co",
-            customer_name="A",
-            quantity=1,
-            unit_price_cents=5000,
-            total_amount_cents=5000,
-            currency="USD",
-            status=OrderStatus.CONFIRMED,
-            payment_reference="ch_x",
-        )
-        session.add(order)
-        session.flush()
         session.add(
             OutboxEmail(
                 order_id=order.id,
@@ -127,7 +114,7 @@ def test_failed_emails_are_listed_and_can_be_resent(database):
                 last_error="mail server error",
             )
         )
-        order_id = order.id
+    order_id = order.id
 
     output = pshell(
         url,

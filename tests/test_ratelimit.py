@@ -2,16 +2,12 @@
 
 import uuid
 
-import pytest
-import redis
 from webtest import TestApp
 
 from ticketing import main
 
-from .conftest import app_settings
+from .conftest import REDIS_URL, app_settings
 from .factories import create_event
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def limited_app(engine, **overrides):
@@ -32,21 +28,6 @@ def buy(testapp, event, number, status="*", **environ):
     return testapp.post_json(
         f"/api/events/{event.id}/purchase", body, status=status, extra_environ=environ
     )
-
-
-@pytest.fixture
-def redis_prefix():
-    """A key prefix of the test's own, removed afterwards; fails if Redis is not there."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as error:
-        pytest.fail(f"Redis is required for this test and is not reachable: {error}")
-    prefix = f"test-{uuid.uuid4().hex}"
-    yield prefix
-    for key in client.scan_iter(f"*{prefix}*"):
-        client.delete(key)
-    client.close()
 
 
 def test_the_eleventh_purchase_in_a_minute_is_refused_while_reads_pass(pg_engine):

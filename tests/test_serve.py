@@ -3,27 +3,13 @@ publish it, read it back, all over HTTP."""
 
 import datetime as dt
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-STARTUP_TIMEOUT = 20
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from .live_server import live_server
 
 
 def call(method, url, body=None, timeout=5):
@@ -40,54 +26,8 @@ def call(method, url, body=None, timeout=5):
 
 @pytest.fixture
 def server(tmp_path):
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite'}"}
-    migrated = subprocess.run(
-        [str(BIN / "initialize_ticketing_db"), "development.ini"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert migrated.returncode == 0, migrated.stderr
-
-    port = free_port()
-    log_path = tmp_path / "pserve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(BIN / "pserve"), "development.ini", f"http_port={port}"],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"pserve exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                status, _, body = call("GET", f"{base}/api/health", timeout=1)
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                status = None
-            if status == 200:
-                assert body["status"] == "ok"
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"pserve did not answer /api/health within {STARTUP_TIMEOUT}s:\n"
-                    f"{log_path.read_text()}"
-                )
-            time.sleep(0.1)
+    with live_server(tmp_path) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def test_create_publish_and_read_back_over_http(server, tmp_path):
@@ -126,7 +66,7 @@ def test_create_publish_and_read_back_over_http(server, tmp_path):
     assert problem["code"] == "not_found"
 
     # The server used the database DATABASE_URL names.
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'dev.sqlite'}")
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'live.sqlite'}")
     try:
         with engine.connect() as connection:
             rows = connection.execute(sa.text("SELECT name, status FROM events")).all()
