@@ -16,13 +16,14 @@ became of its charge.
 """
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from zope.sqlalchemy import mark_changed
 
@@ -113,7 +114,12 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
 
 
 def _order_with_key(dbsession, idempotency_key):
-    return dbsession.scalar(select(Order).where(Order.idempotency_key == idempotency_key))
+    return dbsession.scalar(_order_by_key(), {"p_key": idempotency_key})
+
+
+@functools.cache
+def _order_by_key():
+    return select(Order).where(Order.idempotency_key == bindparam("p_key"))
 
 
 def _replay(order, purchase):
@@ -159,21 +165,10 @@ def _reserve(dbsession, purchase, now):
         "created_at": now,
         "updated_at": now,
     }
-    taking = events.reservation(purchase.event_id, purchase.quantity, now=now)
-    if _can_chain_writes(dbsession):
-        taken = taking.cte("taken")
-        orders = Order.__table__
-        price = taken.c.ticket_price_cents
-        chosen = {
-            **{name: literal(value, orders.c[name].type) for name, value in values.items()},
-            "unit_price_cents": price,
-            "total_amount_cents": price * purchase.quantity,
-            "currency": taken.c.currency,
-        }
+    chained = _can_chain_writes(dbsession)
+    if chained:
         row = dbsession.execute(
-            orders.insert()
-            .from_select(list(chosen), select(*chosen.values()))
-            .returning(orders.c.unit_price_cents, orders.c.currency)
+            _reserve_and_insert_order(), {f"p_{name}": value for name, value in values.items()}
         ).one_or_none()
         if row is None:
             events.refuse_reservation(dbsession, purchase.event_id, purchase.quantity, now=now)
@@ -182,16 +177,54 @@ def _reserve(dbsession, purchase, now):
         unit_price_cents, currency = events.reserve_tickets(
             dbsession, purchase.event_id, purchase.quantity, now=now
         )
-        values.update(unit_price_cents=unit_price_cents, currency=currency)
-        values["total_amount_cents"] = unit_price_cents * purchase.quantity
-        dbsession.execute(Order.__table__.insert().values(values))
-    mark_changed(dbsession)
     values.update(
         unit_price_cents=unit_price_cents,
         total_amount_cents=unit_price_cents * purchase.quantity,
         currency=currency,
     )
+    if not chained:
+        dbsession.execute(Order.__table__.insert().values(values))
+    mark_changed(dbsession)
     return Order(**values)
+
+
+#: what a purchase itself supplies of a new order; the event supplies price and currency
+_ORDER_FIELDS = (
+    "id",
+    "event_id",
+    "customer_email",
+    "customer_name",
+    "quantity",
+    "status",
+    "idempotency_key",
+    "request_fingerprint",
+    "created_at",
+    "updated_at",
+)
+
+
+@functools.cache
+def _reserve_and_insert_order():
+    """``WITH taken AS (UPDATE events ... RETURNING price) INSERT INTO orders ... SELECT ... FROM
+    taken``, with a ``p_<column>`` parameter for each of :data:`_ORDER_FIELDS`. Built once:
+    building it for every purchase cost more CPU than running it."""
+    orders = Order.__table__
+    given = {name: bindparam(f"p_{name}", type_=orders.c[name].type) for name in _ORDER_FIELDS}
+    taken = events.reservation(given["event_id"], given["quantity"], now=given["created_at"]).cte(
+        "taken"
+    )
+    price = taken.c.ticket_price_cents
+    chosen = {
+        **given,
+        "unit_price_cents": price,
+        "total_amount_cents": price * given["quantity"],
+        "currency": taken.c.currency,
+    }
+    return (
+        orders.insert()
+        .from_select(list(chosen), select(*chosen.values()))
+        .returning(orders.c.unit_price_cents, orders.c.currency)
+    )
 
 
 def _pay(dbsession, tm, gateway, order, purchase, now):
@@ -249,28 +282,52 @@ def _charge_made_for(gateway, order):
 def _confirm(dbsession, order, charge, now):
     """Confirm a pending order and owe its buyer the confirmation email, in one transaction (on
     PostgreSQL in one statement); False if the order was no longer pending."""
+    parameters = {"p_order_id": order.id, "p_reference": charge.id, "p_now": now}
+    if _can_chain_writes(dbsession):
+        email_id = uuid.uuid4()
+        owed = dbsession.execute(
+            _confirm_and_owe_email(), {**parameters, "p_email_id": email_id}
+        ).first()
+        if owed is None:
+            return False
+        mark_changed(dbsession)
+        outbox.dispatch_after_commit(dbsession, email_id)
+        return True
+    if dbsession.execute(_confirmation(), parameters).first() is None:
+        return False
+    mark_changed(dbsession)
+    outbox.record_email(dbsession, order.id, EmailKind.ORDER_CONFIRMATION, now=now)
+    return True
+
+
+@functools.cache
+def _confirmation():
+    """The conditional UPDATE that confirms a pending order (parameters ``p_order_id``,
+    ``p_reference``, ``p_now``), built once."""
     orders = Order.__table__
-    confirming = (
+    now = bindparam("p_now", type_=orders.c.confirmed_at.type)
+    return (
         orders.update()
-        .where(orders.c.id == order.id, orders.c.status == OrderStatus.PENDING)
+        .where(
+            orders.c.id == bindparam("p_order_id", type_=orders.c.id.type),
+            orders.c.status == OrderStatus.PENDING,
+        )
         .values(
             status=OrderStatus.CONFIRMED,
-            payment_reference=charge.id,
+            payment_reference=bindparam("p_reference", type_=orders.c.payment_reference.type),
             confirmed_at=now,
             updated_at=now,
         )
         .returning(orders.c.id)
     )
-    if _can_chain_writes(dbsession):
-        confirmed = confirming.cte("confirmed")
-        return (
-            outbox.record_email(dbsession, confirmed.c.id, EmailKind.ORDER_CONFIRMATION, now=now)
-            is not None
-        )
-    if dbsession.execute(confirming).first() is None:
-        return False
-    outbox.record_email(dbsession, order.id, EmailKind.ORDER_CONFIRMATION, now=now)
-    return True
+
+
+@functools.cache
+def _confirm_and_owe_email():
+    """``WITH confirmed AS (UPDATE orders ... RETURNING id) INSERT INTO email_outbox ...``: the
+    confirmation and its email as one statement, built once."""
+    confirmed = _confirmation().cte("confirmed")
+    return outbox.owing_email(confirmed.c.id, EmailKind.ORDER_CONFIRMATION)
 
 
 def _can_chain_writes(dbsession):

@@ -8,9 +8,10 @@ finds the email again. Delivery is idempotent: an email marked sent is never sen
 
 import dataclasses
 import datetime as dt
+import functools
 import uuid
 
-from sqlalchemy import ColumnElement, literal, select, update
+from sqlalchemy import bindparam, literal, select, update
 from zope.sqlalchemy import mark_changed
 
 from ticketing.models import EmailKind, EmailStatus, Order, OutboxEmail
@@ -44,34 +45,43 @@ class Delivery:
 
 
 def record_email(dbsession, order_id, kind, *, now):
-    """Owe the order's customer an email; return its id.
-
-    ``order_id`` is an id, or a column of a CTE such as ``WITH confirmed AS (UPDATE orders ...
-    RETURNING id)``: then changing the order and owing its email is one statement, and nothing
-    is owed (None is returned) when the CTE yields no row. A plain INSERT, no unit of work.
-    """
-    outbox = OutboxEmail.__table__
+    """Owe the order's customer an email; return its id."""
     email_id = uuid.uuid4()
-    if not isinstance(order_id, ColumnElement):
-        order_id = literal(order_id, outbox.c.order_id.type)
+    dbsession.execute(
+        _owing_email_to(kind), {"p_order_id": order_id, "p_email_id": email_id, "p_now": now}
+    )
+    mark_changed(dbsession)
+    dispatch_after_commit(dbsession, email_id)
+    return email_id
+
+
+@functools.cache
+def _owing_email_to(kind):
+    outbox = OutboxEmail.__table__
+    return owing_email(bindparam("p_order_id", type_=outbox.c.order_id.type), kind)
+
+
+def owing_email(order_id, kind):
+    """``INSERT INTO email_outbox ... SELECT ...`` owing a ``kind`` email for ``order_id``, with
+    parameters ``p_email_id`` and ``p_now``. ``order_id`` may be the column of a CTE such as
+    ``WITH confirmed AS (UPDATE orders ... RETURNING id)``: changing an order and owing its email
+    are then one statement, which owes nothing when the CTE yields no row. Callers that run it
+    must :func:`dispatch_after_commit` the email id they passed."""
+    outbox = OutboxEmail.__table__
+    now = bindparam("p_now", type_=outbox.c.created_at.type)
     values = {
-        "id": literal(email_id, outbox.c.id.type),
+        "id": bindparam("p_email_id", type_=outbox.c.id.type),
         "order_id": order_id,
         "kind": literal(kind, outbox.c.kind.type),
         "status": literal(EmailStatus.PENDING, outbox.c.status.type),
         "attempts": literal(0),
-        "next_attempt_at": literal(now, outbox.c.next_attempt_at.type),
-        "created_at": literal(now, outbox.c.created_at.type),
-        "updated_at": literal(now, outbox.c.updated_at.type),
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
     }
-    recorded = dbsession.execute(
+    return (
         outbox.insert().from_select(list(values), select(*values.values())).returning(outbox.c.id)
-    ).first()
-    if recorded is None:
-        return None
-    mark_changed(dbsession)
-    dispatch_after_commit(dbsession, email_id)
-    return email_id
+    )
 
 
 def dispatch_after_commit(dbsession, email_id):
