@@ -132,6 +132,10 @@ class SqlLedger:
                 raise
 
     @functools.cached_property
+    def _autocommit(self):
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @functools.cached_property
     def _new_charge(self):
         """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`` with a ``p_<column>``
         parameter per value, built once (building it per charge was most of its cost); None where
@@ -171,21 +175,25 @@ class SqlLedger:
             "charge_metadata": dict(metadata or {}),
             "created_at": dt.datetime.now(dt.UTC),
         }
-        with self.engine.begin() as connection:
-            row = None
-            if self._new_charge is not None:
-                # One statement for a new charge; a twin's key makes it do nothing (on
-                # PostgreSQL after waiting for the twin's transaction to end).
-                row = connection.execute(
-                    self._new_charge, {f"p_{name}": value for name, value in values.items()}
-                ).first()
-            else:
+        if self._new_charge is not None:
+            # One autocommitted statement for a new charge; a twin's key makes it do nothing (on
+            # PostgreSQL after waiting for the twin's transaction to end), then we read the twin's.
+            with self._autocommit.connect() as connection:
+                row = (
+                    connection.execute(
+                        self._new_charge, {f"p_{name}": value for name, value in values.items()}
+                    ).first()
+                    or connection.execute(
+                        sa.select(table).where(table.c.idempotency_key == idempotency_key)
+                    ).one()
+                )
+        else:
+            with self.engine.begin() as connection:
                 try:
                     with connection.begin_nested():
                         connection.execute(table.insert().values(**values))
                 except sa.exc.IntegrityError:
                     pass
-            if row is None:
                 row = connection.execute(
                     sa.select(table).where(table.c.idempotency_key == idempotency_key)
                 ).one()
