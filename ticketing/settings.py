@@ -45,11 +45,20 @@ def require(settings, key, hint=""):
 
 
 def as_int(settings, key, default):
+    return _converted(settings, key, default, int, "an integer")
+
+
+def as_float(settings, key, default):
+    """A number setting (a timeout, say)."""
+    return _converted(settings, key, default, float, "a number")
+
+
+def _converted(settings, key, default, convert, kind):
     value = settings.get(key, default)
     try:
-        return int(value)
+        return convert(value)
     except (TypeError, ValueError):
-        raise ConfigurationError(f"setting {key!r} must be an integer, got {value!r}") from None
+        raise ConfigurationError(f"setting {key!r} must be {kind}, got {value!r}") from None
 
 
 def as_bool(settings, key, default):

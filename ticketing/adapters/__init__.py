@@ -57,15 +57,6 @@ def build_adapter(config, interface, setting, known, default):
     return adapter
 
 
-def as_float(settings, key, default):
-    """A number setting (a timeout), failing at startup when it is not one."""
-    value = settings.get(key, default)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"setting {key!r} must be a number, got {value!r}") from None
-
-
 def includeme(config):
     gateway = build_adapter(config, IPaymentGateway, "ticketing.payments", PAYMENT_GATEWAYS, "mock")
     sender = build_adapter(config, IEmailSender, "ticketing.email", EMAIL_SENDERS, "mock")
@@ -73,7 +64,4 @@ def includeme(config):
     config.registry.registerUtility(sender, IEmailSender)
     config.add_request_method(
         lambda request: request.registry.getUtility(IPaymentGateway), "payment_gateway", reify=True
-    )
-    config.add_request_method(
-        lambda request: request.registry.getUtility(IEmailSender), "email_sender", reify=True
     )

@@ -27,10 +27,9 @@ import ssl
 from pyramid.exceptions import ConfigurationError
 from zope.interface import implementer
 
-from ticketing.adapters import as_float
 from ticketing.domain.errors import EmailDeliveryError
 from ticketing.interfaces import IEmailSender
-from ticketing.settings import as_bool, as_int, require
+from ticketing.settings import as_bool, as_float, as_int, require
 
 log = logging.getLogger(__name__)
 

@@ -34,11 +34,10 @@ import stripe
 from pyramid.exceptions import ConfigurationError
 from zope.interface import implementer
 
-from ticketing.adapters import as_float
 from ticketing.adapters.payments import Charge
 from ticketing.domain.errors import PaymentDeclined, PaymentUnavailable
 from ticketing.interfaces import IPaymentGateway
-from ticketing.settings import as_int, require
+from ticketing.settings import as_float, as_int, require
 
 log = logging.getLogger(__name__)
 
