@@ -13,11 +13,14 @@ from .factories import create_event
 
 
 @contextlib.contextmanager
-def recorded_statements(engine):
+def recorded_statements(engine, in_autocommit=None):
+    """The first word of each statement; ``in_autocommit`` gets whether each one ran so."""
     statements = []
+    in_autocommit = [] if in_autocommit is None else in_autocommit
 
     def record(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement.split()[0].upper())
+        in_autocommit.append(getattr(conn.connection.dbapi_connection, "autocommit", False))
 
     sqlalchemy.event.listen(engine, "before_cursor_execute", record)
     try:
@@ -43,7 +46,8 @@ def test_a_new_purchase_and_its_replay_cost_a_handful_of_statements(dbengine):
     testapp = TestApp(main({}, **app_settings(dbengine, **{"huey.immediate": "false"})))
     event = create_event(dbengine)
 
-    with recorded_statements(dbengine) as new_purchase:
+    in_autocommit = []
+    with recorded_statements(dbengine, in_autocommit) as new_purchase:
         purchase(testapp, event, 201)
     with recorded_statements(dbengine) as replay:
         purchase(testapp, event, 200)
@@ -53,6 +57,9 @@ def test_a_new_purchase_and_its_replay_cost_a_handful_of_statements(dbengine):
     # WITH ... AS (UPDATE ... RETURNING) INSERT ...; SQLite cannot, so it runs them in turn.
     if dbengine.dialect.name == "postgresql":
         assert new_purchase == ["SELECT", "WITH", "WITH"]
+        # Each is its own transaction, committed by the server before it answers: the event
+        # row's lock is never held while the worker waits to send a COMMIT.
+        assert in_autocommit == [True, True, True]
     else:
         assert new_purchase == ["SELECT", "UPDATE", "INSERT", "UPDATE", "INSERT"]
     assert replay == ["SELECT"]

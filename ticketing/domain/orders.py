@@ -9,6 +9,9 @@ as three short transactions on the caller's transaction manager:
    transaction;
 3. settle: mark the order ``confirmed``, or mark it ``failed`` and give the tickets back; commit.
 
+On PostgreSQL, reserving and confirming are one statement each, which the server commits as it
+completes (:func:`_single_statement_phase`).
+
 Every way this can break leaves the books balanced: a charge whose order cannot be confirmed is
 refunded, tickets of an order that will not be paid are released, and an order that a crash left
 ``pending`` is settled later by :func:`settle_stale_pending_orders`, which asks the gateway what
@@ -95,6 +98,7 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
     The same idempotency key with the same request returns the first request's order
     (``replayed=True``) and never charges or reserves twice, even when both arrive at once.
     """
+    _single_statement_phase(dbsession)
     if purchase.idempotency_key:
         earlier = _order_with_key(dbsession, purchase.idempotency_key)
         if earlier is not None:
@@ -253,6 +257,7 @@ def _pay(dbsession, tm, gateway, order, purchase, now):
             raise
 
     try:
+        _single_statement_phase(dbsession)
         confirmed = _confirm(dbsession, order, charge, now)
         _commit(tm)
     except Exception:
@@ -332,6 +337,25 @@ def _confirm_and_owe_email():
     confirmation and its email as one statement, built once."""
     confirmed = _confirmation().cte("confirmed")
     return outbox.owing_email(confirmed.c.id, EmailKind.ORDER_CONFIRMATION)
+
+
+def _single_statement_phase(dbsession):
+    """Let the server commit the coming phase's one statement as the statement completes.
+
+    On PostgreSQL the reservation and the confirmation are one statement each, atomic on its
+    own. Inside a transaction, the reservation's lock on the event row would be held until this
+    thread sends COMMIT, which under load means until it gets the GIL back from the worker's
+    other threads; in autocommit the server commits before it answers, and the hot row is held
+    for the statement and its WAL flush only (``make bench``, hot event: 365 -> 450 orders/s).
+    pyramid_tm still ends the phase, and the session's after-commit hooks run then, after the
+    server's commit. Only on a session with no transaction yet: a statement joined to a
+    transaction already open belongs to it.
+    """
+    if _can_chain_writes(dbsession) and not dbsession.in_transaction():
+        dbsession.connection(execution_options=_AUTOCOMMIT)
+
+
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 def _can_chain_writes(dbsession):
