@@ -8,11 +8,13 @@ bind = os.environ.get("BIND", "0.0.0.0:6543")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads let a worker keep serving while requests wait on the payment gateway: a purchase spends
 # the gateway's latency asleep, holding a thread but no database connection. workers x threads
-# bounds the purchases in flight, so 2 x 32 keeps 64 buyers going when each payment takes 200 ms
-# (`make bench`: 8 threads per worker throttled that case to 1/3 of the 0 ms rate). More threads
-# cost little, since only sqlalchemy.pool_size of them at a time get a connection.
+# bounds the purchases in flight: at the rate 2 cores sell a hot event (~450 orders/s,
+# `make bench`), a 200 ms gateway keeps ~90 purchases waiting on it, and 2 x 80 leaves the rest
+# for the server to work on (the bench's hot-slow-fed row: 0.83 of the 0 ms rate; at 2 x 32 the
+# buyers past 64 only queued). Idle threads cost little memory, and only sqlalchemy.pool_size of
+# them at a time get a connection.
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+threads = int(os.environ.get("GUNICORN_THREADS", "80"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
