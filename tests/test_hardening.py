@@ -1,8 +1,12 @@
-"""Oversized and mistyped bodies, request ids, and 500s that never show a traceback."""
+"""Oversized and mistyped bodies, request ids, 500s that never show a traceback, and requests
+that never leave their thread's transaction open."""
 
 import logging
 import uuid
 
+import pytest
+import transaction
+from transaction.interfaces import NoTransaction
 from zope.interface import implementer
 
 from ticketing.adapters.payments import MockPaymentGateway
@@ -77,3 +81,29 @@ def test_an_unexpected_error_is_a_logged_500_without_a_traceback(app, testapp, d
     assert "Traceback" not in response.text and "sk_live" not in response.text
     assert request_id in caplog.text
     assert "RuntimeError" in caplog.text
+
+
+def test_no_request_leaves_its_threads_transaction_open(app, testapp, dbengine):
+    # Requests run on their serving thread's transaction manager, which the thread's next
+    # request reuses: whatever a request ends with, its transaction must be over.
+    event = create_event(dbengine)
+    purchase = f"/api/events/{event.id}/purchase"
+    order = {"customer_email": "a@example.com", "customer_name": "A", "quantity": 1}
+
+    def assert_no_transaction():
+        with pytest.raises(NoTransaction):
+            transaction.manager.get()
+
+    original = app.registry.getUtility(IPaymentGateway)
+    app.registry.registerUtility(BrokenGateway(), IPaymentGateway)
+    testapp.post_json(purchase, {"order": order}, status=500)  # between the purchase's phases
+    assert_no_transaction()
+    app.registry.registerUtility(original, IPaymentGateway)
+    testapp.post_json(purchase, {"order": {**order, "quantity": 0}}, status=400)
+    assert_no_transaction()
+    testapp.get(f"/api/orders/{uuid.uuid4()}", status=404)
+    assert_no_transaction()
+
+    created = testapp.post_json(purchase, {"order": order}, status=201)
+    assert_no_transaction()
+    assert testapp.get(created.location).json["data"]["status"] == "confirmed"
