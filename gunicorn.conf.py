@@ -15,6 +15,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # them at a time get a connection.
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "80"))
+# Access-log lines only when something writes them (--access-logfile -); see the module.
+logger_class = "ticketing.gunicorn_logger.Logger"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
