@@ -458,7 +458,8 @@ def start_profiler(pid, seconds, output):
         [str(spy), "record", "--gil", "--nonblocking", "-r", "200", "-d", str(seconds)]
         + ["-f", "raw", "-o", str(output), "-p", str(pid)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

@@ -83,7 +83,7 @@ def parse_args(argv=None):
         help="py-spy one gunicorn worker during this scenario (e.g. hot-0ms); the folded stacks "
         "go to bench/results/ and the heaviest functions are printed",
     )
-    parser.add_argument("--profile-seconds", type=float, default=6)
+    parser.add_argument("--profile-seconds", type=int, default=6)
     parser.add_argument(
         "--keep", action="store_true", help="keep the databases and scratch files (debugging)"
     )
@@ -318,9 +318,12 @@ def run_scenario(args, name, spec, run, databases, workdir, huey_url):
         cpu_after = cpu_snapshot(server, wrk)
         b.stop_process(wrk, first=signal.SIGINT, timeout=30)
         if profiler is not None:
-            profiler.wait(timeout=args.profile_seconds + 30)
+            _, spy_errors = profiler.communicate(timeout=args.profile_seconds + 30)
             row["profile"] = {"path": str(profile_path.relative_to(b.REPO))}
-            row["profile"]["samples"], row["profile"]["top"] = b.summarize_profile(profile_path)
+            if profile_path.exists():
+                row["profile"]["samples"], row["profile"]["top"] = b.summarize_profile(profile_path)
+            else:
+                row["profile"]["error"] = f"py-spy wrote no profile: {spy_errors.strip()[-500:]}"
         row["rss"] = sampler.finish()
         sampler = None
         server.stop()  # graceful: requests in flight finish before the books are read
@@ -658,7 +661,9 @@ def print_report(rows, pgbench, machine, args):
             + (" (DISTURBED: something else ran)" if (cpu.get("other_cores") or 0) > 0.2 else "")
         )
     for row in rows:
-        if row.get("profile"):
+        if row.get("profile", {}).get("error"):
+            print(f"\n{row['label']}: {row['profile']['error']}")
+        elif row.get("profile"):
             profile = row["profile"]
             print(
                 f"\n{row['label']}: where one worker's Python CPU went ({profile['samples']} "
