@@ -8,9 +8,9 @@ bind = os.environ.get("BIND", "0.0.0.0:6543")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads let a worker keep serving while requests wait on the payment gateway: a purchase spends
 # the gateway's latency asleep, holding a thread but no database connection. workers x threads
-# bounds the purchases in flight: at the rate 2 cores sell a hot event (~450 orders/s,
-# `make bench`), a 200 ms gateway keeps ~90 purchases waiting on it, and 2 x 80 leaves the rest
-# for the server to work on (the bench's hot-slow-fed row: 0.83 of the 0 ms rate; at 2 x 32 the
+# bounds the purchases in flight: at the rate 2 cores sell a hot event (~480 orders/s,
+# `make bench`), a 200 ms gateway keeps ~100 purchases waiting on it, and 2 x 80 leaves the rest
+# for the server to work on (the bench's hot-slow-fed row: 0.86 of the 0 ms rate; at 2 x 32 the
 # buyers past 64 only queued). Idle threads cost little memory, and only sqlalchemy.pool_size of
 # them at a time get a connection.
 worker_class = "gthread"
