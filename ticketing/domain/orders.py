@@ -346,7 +346,7 @@ def _single_statement_phase(dbsession):
     own. Inside a transaction, the reservation's lock on the event row would be held until this
     thread sends COMMIT, which under load means until it gets the GIL back from the worker's
     other threads; in autocommit the server commits before it answers, and the hot row is held
-    for the statement and its WAL flush only (``make bench``, hot event: 365 -> 450 orders/s).
+    for the statement and its WAL flush only (``make bench``, hot event: 365 -> 410 orders/s).
     pyramid_tm still ends the phase, and the session's after-commit hooks run then, after the
     server's commit. Only on a session with no transaction yet: a statement joined to a
     transaction already open belongs to it.
