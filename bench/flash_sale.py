@@ -115,13 +115,14 @@ def fed_concurrency(args, rows):
     Buyers wait for their answer before buying again, so C of them can place at most
     C / latency orders a second (Little's law): 64 buyers and a 200 ms gateway cap a sale at
     320 orders/s, however fast the server. To show whether the *server* is throttled by the
-    latency, this row adds as many buyers as the 0 ms rate keeps waiting on the gateway.
+    latency, this row adds as many buyers as the 0 ms rate keeps waiting on the gateway. None
+    when there is neither --slow-concurrency nor a hot-0ms row that sold out balanced before it.
     """
     if args.slow_concurrency:
         return args.slow_concurrency
     fast = next((row for row in rows if row["scenario"] == "hot-0ms" and row.get("ok")), None)
     if fast is None:
-        raise SystemExit("hot-slow-fed needs a hot-0ms row before it, or --slow-concurrency")
+        return None
     return args.concurrency + math.ceil(fast["orders_per_s"] * args.slow_ms / 1000)
 
 
@@ -727,7 +728,7 @@ def targets(rows, pgbench):
         }
         for name, value, text, at in checks
     ]
-    if slow and hot:
+    if slow and hot and slow["payment_latency_ms"]:
         # Little's law: buyers who wait for each answer cannot order faster than this.
         buyers_cap = slow["concurrency"] / (slow["payment_latency_ms"] / 1000)
         out[1]["cap"] = round(buyers_cap / hot, 3)
@@ -767,7 +768,11 @@ def main(argv=None):
             pgbench = pgbench_ceiling(args, run, databases, workdir)
         for name, spec in scenarios(args):
             if spec.get("fed"):
-                spec = {**spec, "concurrency": fed_concurrency(args, rows)}
+                concurrency = fed_concurrency(args, rows)
+                if concurrency is None:
+                    b.log(f"{name} skipped: needs a good hot-0ms row first or --slow-concurrency")
+                    continue
+                spec = {**spec, "concurrency": concurrency}
             row = run_scenario(args, name, spec, run, databases, workdir, huey_url)
             row["pool_size"] = settings.get("sqlalchemy.pool_size")
             rows.append(row)
