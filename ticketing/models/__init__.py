@@ -65,9 +65,9 @@ def get_session_factory(engine):
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def get_tm_session(session_factory, transaction_manager, request=None):
+def get_tm_session(session_factory, transaction_manager):
     """A session joined to ``transaction_manager``: it commits or aborts with the transaction."""
-    dbsession = session_factory(info={"request": request})
+    dbsession = session_factory()
     zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)
     return dbsession
 
@@ -117,7 +117,7 @@ def includeme(config):
         # Tests may hand in their own session through the environ.
         session = request.environ.get("app.dbsession")
         if session is None:
-            session = request_session_factory(info={"request": request})
+            session = request_session_factory()
         return session
 
     config.add_request_method(dbsession, reify=True)
