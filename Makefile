@@ -24,7 +24,14 @@ run: initdb
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/pserve $(INI)
 
-test: $(STAMP)
+# newman (tests/test_postman.py runs the Postman collection with it) from the npm registry.
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -54,4 +61,4 @@ bench-reads: $(BENCH_STAMP)
 	$(BIN)/python bench/reads.py $(READS_ARGS)
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache ticketing.sqlite huey.sqlite
+	rm -rf $(VENV) node_modules *.egg-info .pytest_cache ticketing.sqlite huey.sqlite

@@ -6,19 +6,27 @@ import uuid
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ticketing.models import Event, EventStatus, Order, OrderStatus
+from ticketing.models import (
+    Event,
+    EventStatus,
+    Order,
+    OrderItem,
+    OrderStatus,
+    TicketType,
+)
 
 
 def future(days=30):
     return dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=days)
 
 
-def create_event(engine, **fields):
+def create_event(engine, ticket_price_cents=5000, **fields):
+    """A published event selling one type, "General admission", at ``ticket_price_cents``; the
+    tickets it has sold (total - available) are that type's."""
     values = {
         "name": "Concert",
         "venue": "Stadium",
         "date": future(),
-        "ticket_price_cents": 5000,
         "total_tickets": 100,
         "status": EventStatus.PUBLISHED,
     }
@@ -26,18 +34,48 @@ def create_event(engine, **fields):
     values.setdefault("available_tickets", values["total_tickets"])
     with Session(engine, expire_on_commit=False) as session, session.begin():
         event = Event(**values)
+        event.ticket_types = [
+            TicketType(
+                name="General admission",
+                price_cents=ticket_price_cents,
+                sold=values["total_tickets"] - values["available_tickets"],
+                max_per_order=10,
+                position=0,
+            )
+        ]
         session.add(event)
     return event
 
 
-def create_order(engine, event, **fields):
-    """An order row as the purchase would leave it (confirmed unless told otherwise)."""
+def create_ticket_type(engine, event, **fields):
+    values = {
+        "event_id": event.id,
+        "name": "VIP",
+        "price_cents": 12000,
+        "capacity": None,
+        "sold": 0,
+        "max_per_order": 10,
+        "position": len(event.ticket_types),
+    }
+    values.update(fields)
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        ticket_type = TicketType(**values)
+        session.add(ticket_type)
+    event.ticket_types.append(ticket_type)
+    return ticket_type
+
+
+def create_order(engine, event, ticket_type=None, **fields):
+    """An order row as the purchase would leave it (confirmed unless told otherwise), with one
+    item of ``ticket_type`` (the event's first by default). It takes no tickets: the event's
+    counts are the caller's to set."""
+    ticket_type = ticket_type or event.ticket_types[0]
     values = {
         "event_id": event.id,
         "customer_email": "a@example.com",
         "customer_name": "A",
         "quantity": 2,
-        "unit_price_cents": event.ticket_price_cents,
+        "unit_price_cents": ticket_type.price_cents,
         "currency": "USD",
         "status": OrderStatus.CONFIRMED,
     }
@@ -45,6 +83,16 @@ def create_order(engine, event, **fields):
     values.setdefault("total_amount_cents", values["unit_price_cents"] * values["quantity"])
     with Session(engine, expire_on_commit=False) as session, session.begin():
         order = Order(**values)
+        order.items = [
+            OrderItem(
+                ticket_type_id=ticket_type.id,
+                line=1,
+                name=ticket_type.name,
+                quantity=values["quantity"],
+                unit_price_cents=values["unit_price_cents"],
+                subtotal_cents=values["total_amount_cents"],
+            )
+        ]
         session.add(order)
     return order
 
@@ -56,7 +104,7 @@ def set_event(engine, event_id, **values):
 
 def load_event(engine, event_id):
     with Session(engine, expire_on_commit=False) as session:
-        return session.get(Event, event_id)
+        return session.get(Event, uuid.UUID(str(event_id)))
 
 
 def load_order(engine, order_id):
@@ -74,13 +122,16 @@ def orders_of(engine, event_id=None):
 
 def assert_books_balance(engine, gateway):
     """Tickets and money balance: no order is left pending; for every event, available +
-    confirmed quantities = total and nothing is below zero; the gateway keeps exactly one charge
-    per confirmed order and none for anything else."""
+    confirmed quantities = total and nothing is below zero; for every ticket type, its sold
+    count is its confirmed items' quantities and within its capacity, and the event's types
+    together sold what the event did; every order's items add up to its quantity and total; the
+    gateway keeps exactly one charge per confirmed order and none for anything else."""
     with Session(engine) as session:
         pending = session.scalar(
             select(func.count()).select_from(Order).where(Order.status == OrderStatus.PENDING)
         )
         assert pending == 0, f"{pending} orders left pending"
+        _assert_types_balance(session)
         confirmed = (
             select(Order.event_id, func.sum(Order.quantity).label("sold"))
             .where(Order.status == OrderStatus.CONFIRMED)
@@ -104,3 +155,41 @@ def assert_books_balance(engine, gateway):
         )
     kept = sorted(charge.id for charge in gateway.kept_charges())
     assert kept == sorted(references), f"kept charges {kept} != confirmed orders {references}"
+
+
+def _assert_types_balance(session):
+    confirmed_items = (
+        select(OrderItem.ticket_type_id, func.sum(OrderItem.quantity).label("sold"))
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(Order.status == OrderStatus.CONFIRMED)
+        .group_by(OrderItem.ticket_type_id)
+        .subquery()
+    )
+    types = session.execute(
+        select(
+            TicketType.id, TicketType.capacity, TicketType.sold, confirmed_items.c.sold
+        ).outerjoin(confirmed_items, confirmed_items.c.ticket_type_id == TicketType.id)
+    ).all()
+    for type_id, capacity, sold, confirmed in types:
+        assert sold == (confirmed or 0), f"type {type_id}: sold {sold} != confirmed {confirmed}"
+        assert capacity is None or sold <= capacity, f"type {type_id} is oversold"
+    by_event = session.execute(
+        select(Event.id, Event.total_tickets - Event.available_tickets, func.sum(TicketType.sold))
+        .join(TicketType, TicketType.event_id == Event.id)
+        .group_by(Event.id, Event.total_tickets, Event.available_tickets)
+    ).all()
+    for event_id, taken, types_sold in by_event:
+        assert taken == types_sold, f"event {event_id}: {taken} taken, its types sold {types_sold}"
+    orders = session.execute(
+        select(
+            Order.id,
+            Order.quantity,
+            Order.total_amount_cents,
+            func.sum(OrderItem.quantity),
+            func.sum(OrderItem.subtotal_cents),
+        )
+        .join(OrderItem, OrderItem.order_id == Order.id)
+        .group_by(Order.id, Order.quantity, Order.total_amount_cents)
+    ).all()
+    for order_id, quantity, total, items_quantity, items_total in orders:
+        assert (quantity, total) == (items_quantity, items_total), f"order {order_id}'s items"

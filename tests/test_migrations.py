@@ -52,7 +52,6 @@ def test_upgrading_again_is_harmless(dbengine):
                 name="Concert",
                 venue="Stadium",
                 date=now + dt.timedelta(days=30),
-                ticket_price_cents=5000,
                 currency="USD",
                 total_tickets=100,
                 available_tickets=100,

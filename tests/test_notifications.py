@@ -9,7 +9,7 @@ from importlib import resources
 
 import pytest
 
-from ticketing.models import Event, EventStatus, Order, OrderStatus
+from ticketing.models import Event, EventStatus, Order, OrderItem, OrderStatus
 from ticketing.notifications import (
     format_event_date,
     order_cancellation_message,
@@ -26,7 +26,6 @@ def make_event(**fields):
         "name": "Concert",
         "venue": "Stadium",
         "date": dt.datetime(2027, 3, 13, 20, 0, tzinfo=dt.UTC),
-        "ticket_price_cents": 5000,
         "currency": "USD",
         "total_tickets": 100,
         "available_tickets": 98,
@@ -36,7 +35,7 @@ def make_event(**fields):
     return Event(**values)
 
 
-def make_order(event, **fields):
+def make_order(event, items=None, **fields):
     values = {
         "id": ORDER_ID,
         "event_id": event.id,
@@ -49,7 +48,29 @@ def make_order(event, **fields):
         "status": OrderStatus.CONFIRMED,
     }
     values.update(fields)
-    return Order(**values)
+    order = Order(**values)
+    order.items = items or [
+        OrderItem(
+            ticket_type_id=uuid.uuid4(),
+            line=1,
+            name="General admission",
+            quantity=values["quantity"],
+            unit_price_cents=values["unit_price_cents"],
+            subtotal_cents=values["total_amount_cents"],
+        )
+    ]
+    return order
+
+
+def item(name, quantity, unit_price_cents, line=1):
+    return OrderItem(
+        ticket_type_id=uuid.uuid4(),
+        line=line,
+        name=name,
+        quantity=quantity,
+        unit_price_cents=unit_price_cents,
+        subtotal_cents=quantity * unit_price_cents,
+    )
 
 
 def parts(message):
@@ -88,9 +109,40 @@ def test_the_confirmation_says_what_was_bought():
         assert "100.00 USD" in part
         assert "50.00 USD" in part
         assert "John Doe" in part
-    assert "Tickets:   2 x 50.00 USD" in text
-    assert "<td>2 &times; 50.00 USD</td>" in html
+    assert "Tickets:   2 x General admission, 50.00 USD each" in text
+    assert "<td>2 &times; General admission, 50.00 USD each</td>" in html
     assert "confirmed" in text
+
+
+def test_the_confirmation_lists_each_ticket_type_on_its_own_line():
+    event = make_event()
+    order = make_order(
+        event,
+        items=[item("VIP", 2, 12000), item("Early bird", 1, 3500, line=2)],
+        quantity=3,
+        unit_price_cents=None,
+        total_amount_cents=27500,
+    )
+    text, html = parts(order_confirmation_message(order, event, SENDER))
+
+    assert (
+        "Tickets:   2 x VIP, 120.00 USD each\n           1 x Early bird, 35.00 USD each\n"
+        "Total:     275.00 USD"
+    ) in text
+    assert "<td>2 &times; VIP, 120.00 USD each<br>1 &times; Early bird, 35.00 USD each</td>" in (
+        html
+    )
+
+
+def test_amounts_have_the_decimals_of_their_currency():
+    event = make_event(currency="JPY")
+    order = make_order(
+        event, currency="JPY", quantity=2, unit_price_cents=5000, total_amount_cents=10000
+    )
+    text, _ = parts(order_confirmation_message(order, event, SENDER))
+
+    assert "Tickets:   2 x General admission, 5000 JPY each" in text
+    assert "Total:     10000 JPY" in text
 
 
 def test_the_cancellation_says_what_was_refunded():

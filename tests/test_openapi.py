@@ -82,8 +82,14 @@ def test_the_document_lists_the_api_and_nothing_else(document):
         ("/api/events/{id}", "DELETE"),
         ("/api/events/{id}", "GET"),
         ("/api/events/{id}", "PUT"),
+        ("/api/events/{id}/availability", "GET"),
         ("/api/events/{id}/publish", "POST"),
         ("/api/events/{id}/purchase", "POST"),
+        ("/api/events/{id}/ticket-types", "GET"),
+        ("/api/events/{id}/ticket-types", "POST"),
+        ("/api/events/{id}/ticket-types/{ticket_type_id}", "DELETE"),
+        ("/api/events/{id}/ticket-types/{ticket_type_id}", "GET"),
+        ("/api/events/{id}/ticket-types/{ticket_type_id}", "PUT"),
         ("/api/health", "GET"),
         ("/api/orders", "GET"),
         ("/api/orders/{id}", "GET"),
@@ -105,7 +111,10 @@ def test_the_create_event_body_carries_the_strict_types(document):
     fields = event["properties"]
     assert fields["name"] == {"type": "string", "minLength": 1, "maxLength": 200}
     assert fields["date"]["type"] == "string" and fields["date"]["format"] == "date-time"
-    assert fields["total_tickets"] == {"type": "integer", "minimum": 1, "maximum": 1_000_000}
+    total_tickets = dict(fields["total_tickets"])
+    assert "shared by all its ticket types" in total_tickets.pop("description")
+    assert total_tickets == {"type": "integer", "minimum": 1, "maximum": 1_000_000}
+    assert fields["currency"]["default"] == "USD" and fields["currency"]["enum"] == ["USD"]
     price_as_string, price_as_integer = fields["ticket_price"]["oneOf"]
     assert price_as_string["type"] == "string"
     assert price_as_string["pattern"] == MONEY_PATTERN
@@ -126,11 +135,18 @@ def test_an_update_names_at_least_one_field(document):
 def test_the_purchase_body_and_idempotency_header(document):
     purchase = operation(document, "POST", "/api/events/{id}/purchase")
     order = request_schema(document, "POST", "/api/events/{id}/purchase")["properties"]["order"]
-    assert set(order["required"]) == {"customer_email", "customer_name", "quantity"}
+    assert set(order["required"]) == {"customer_email", "customer_name"}
+    # quantity (of one type) or items (of several): one of the two.
+    assert order["anyOf"] == [{"required": ["quantity"]}, {"required": ["items"]}]
+    item = order["properties"]["items"]
+    assert item["type"] == "array" and item["minItems"] == 1
+    assert set(item["items"]["required"]) == {"ticket_type_id", "quantity"}
     assert order["properties"]["customer_email"]["format"] == "email"
     assert order["properties"]["customer_email"]["maxLength"] == 254
     # The deferred range reads ticketing.max_tickets_per_order.
-    assert order["properties"]["quantity"] == {"type": "integer", "minimum": 1, "maximum": 10}
+    quantity = dict(order["properties"]["quantity"])
+    assert quantity.pop("description")
+    assert quantity == {"type": "integer", "minimum": 1, "maximum": 10}
     [path_id, header] = purchase["parameters"]
     assert path_id == {**path_id, "name": "id", "in": "path", "required": True}
     assert header["name"] == "Idempotency-Key" and header["in"] == "header"
@@ -182,7 +198,8 @@ def test_responses_wrap_resources_in_data_and_pages_add_meta(document):
     meta = resolve(document, page["properties"]["meta"])
     assert meta["properties"]["next_cursor"]["nullable"] is True
     event = document["components"]["schemas"]["Event"]
-    assert event["properties"]["ticket_price"]["pattern"] == r"^[0-9]+\.[0-9]{2}$"
+    # As many decimals as the event's currency has: "50.00" USD, "5000" JPY.
+    assert event["properties"]["ticket_price"]["pattern"] == r"^[0-9]+(\.[0-9]{1,4})?$"
     assert event["additionalProperties"] is False
     order = document["components"]["schemas"]["Order"]
     assert order["properties"]["cancelled_at"] == {

@@ -1,13 +1,46 @@
-"""Money is held as integer minor units (cents) and shown as decimal strings ("50.00")."""
+"""Money is held as integer minor units of its currency and shown as a decimal string with as
+many decimals as ISO 4217 gives the currency: "50.00" USD, "5000" JPY, "12.500" KWD.
+
+The number of decimals (the currency's exponent) comes from the ISO 4217 table of the
+``iso4217`` package; nothing here assumes two.
+"""
 
 from decimal import Decimal
 
-CENT = Decimal("0.01")
+from iso4217 import Currency
 
 
-def to_cents(amount: Decimal) -> int:
-    return int(amount.quantize(CENT) * 100)
+class AmountNotInCurrency(ValueError):
+    """An amount with more decimals than its currency has minor units."""
 
 
-def format_cents(cents: int) -> str:
-    return str((Decimal(cents) / 100).quantize(CENT))
+def exponent(currency):
+    """How many decimals ``currency`` (an ISO 4217 code) has; ``ValueError`` for a code that is
+    not a currency one can charge in (unknown, or without minor units, such as gold)."""
+    try:
+        digits = Currency(currency).exponent
+    except ValueError:
+        raise ValueError(f"{currency!r} is not an ISO 4217 currency code") from None
+    if digits is None:
+        raise ValueError(f"{currency!r} has no minor unit: prices cannot be given in it")
+    return digits
+
+
+def to_minor_units(amount: Decimal, currency) -> int:
+    """``amount`` in minor units of ``currency``; AmountNotInCurrency when it is written with
+    more decimals than the currency has ("50.000" USD, "50.0" JPY), even trailing zeros: an API
+    that takes money does not guess."""
+    digits = exponent(currency)
+    if -amount.as_tuple().exponent > digits:
+        allowed = f"at most {digits} decimal places" if digits else "no decimal places"
+        raise AmountNotInCurrency(f"Must have {allowed} in {currency}.")
+    return int(amount.scaleb(digits))
+
+
+def from_minor_units(minor_units: int, currency) -> Decimal:
+    digits = exponent(currency)
+    return Decimal(minor_units).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
+
+
+def format_money(minor_units: int, currency) -> str:
+    return str(from_minor_units(minor_units, currency))

@@ -16,22 +16,23 @@ from functools import cache
 from importlib import resources
 from string import Template
 
-from ticketing.money import format_cents
+from ticketing.money import format_money
 
 
 def order_confirmation_message(order, event, sender):
     """The email telling the buyer of a confirmed ``order`` their tickets for ``event``."""
-    return render_message("order_confirmation", _order_values(order, event), order, sender)
+    return render_message("order_confirmation", *_order_values(order, event), order, sender)
 
 
 def order_cancellation_message(order, event, sender):
     """The email telling the buyer that ``order`` is cancelled and refunded in full."""
-    return render_message("order_cancellation", _order_values(order, event), order, sender)
+    return render_message("order_cancellation", *_order_values(order, event), order, sender)
 
 
-def render_message(name, values, order, sender, *, now=None):
+def render_message(name, values, html_values, order, sender, *, now=None):
     """Fill the three templates of message ``name`` with ``values`` and address the result from
-    ``sender`` to the order's customer."""
+    ``sender`` to the order's customer. The HTML part gets ``values`` escaped, and
+    ``html_values`` (HTML already) as they are."""
     message = EmailMessage()
     message["Subject"] = _template(f"{name}.subject.txt").substitute(_one_line(values)).strip()
     message["From"] = sender
@@ -42,12 +43,19 @@ def render_message(name, values, order, sender, *, now=None):
     message["Message-ID"] = make_msgid(domain=_domain_of(sender))
     message.set_content(_template(f"{name}.txt").substitute(values))
     escaped = {key: html.escape(str(value), quote=True) for key, value in values.items()}
+    escaped.update(html_values)
     message.add_alternative(_template(f"{name}.html").substitute(escaped), subtype="html")
     return message
 
 
 def _order_values(order, event):
-    return {
+    """The templates' values, and the HTML part's own rendering of the ticket lines."""
+    lines = [
+        f"{item.quantity} x {item.name}, "
+        f"{format_money(item.unit_price_cents, order.currency)} {order.currency} each"
+        for item in order.items
+    ]
+    values = {
         "customer_name": order.customer_name,
         "order_id": str(order.id),
         "short_order_id": str(order.id)[:8],
@@ -55,10 +63,13 @@ def _order_values(order, event):
         "venue": event.venue,
         "event_date": format_event_date(event.date),
         "quantity": str(order.quantity),
-        "unit_price": format_cents(order.unit_price_cents),
-        "total": format_cents(order.total_amount_cents),
+        # One line per ticket type, under the "Tickets:" label of the plain-text part.
+        "tickets": ("\n" + " " * len("Tickets:   ")).join(lines),
+        "total": format_money(order.total_amount_cents, order.currency),
         "currency": order.currency,
     }
+    html_lines = (html.escape(line, quote=True).replace(" x ", " &times; ", 1) for line in lines)
+    return values, {"tickets": "<br>".join(html_lines)}
 
 
 def format_event_date(when):

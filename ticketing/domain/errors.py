@@ -147,3 +147,65 @@ class RequestInProgress(Conflict):
 class RefundFailed(PaymentError):
     code = "refund_failed"
     title = "The refund could not be made; the order is unchanged"
+
+
+class TicketTypeNotFound(NotFound):
+    code = "ticket_type_not_found"
+    title = "Ticket type not found"
+
+
+class TicketTypeWrongEvent(BadRequest):
+    code = "ticket_type_wrong_event"
+    title = "The ticket type belongs to another event"
+
+
+class TicketTypeRequired(BadRequest):
+    code = "ticket_type_required"
+    title = "Name the ticket type: the event sells several"
+
+
+class TicketTypeNotOnSale(Conflict):
+    code = "ticket_type_not_on_sale"
+    title = "The ticket type is not on sale"
+
+
+class BelowMinPerOrder(BadRequest):
+    code = "below_min_per_order"
+    title = "Fewer tickets of this type than one order must take"
+
+
+class AboveMaxPerOrder(BadRequest):
+    code = "above_max_per_order"
+    title = "More tickets of this type than one order may take"
+
+
+class InvalidTicketType(BadRequest):
+    """The type's fields contradict each other (e.g. its sales end before they start)."""
+
+    code = "invalid_ticket_type"
+    title = "The ticket type's fields contradict each other"
+
+
+class TicketTypeHasOrders(Conflict):
+    code = "ticket_type_has_orders"
+    title = "A ticket type that was sold cannot be deleted"
+
+
+class LastTicketType(Conflict):
+    code = "last_ticket_type"
+    title = "An event keeps at least one ticket type"
+
+
+class CapacityBelowSold(Conflict):
+    code = "capacity_below_sold"
+    title = "capacity cannot be lower than the tickets already taken"
+
+
+class CurrencyLocked(Conflict):
+    code = "currency_locked"
+    title = "The currency cannot change once anything was sold"
+
+
+class PriceNotInCurrency(BadRequest):
+    code = "price_not_in_currency"
+    title = "A price cannot be expressed in the currency"

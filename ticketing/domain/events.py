@@ -1,46 +1,77 @@
-"""The events context: what an organiser can do with an event, and the inventory of its tickets.
+"""The events context: what an organiser can do with an event.
 
-Other contexts (ordering) change an event's inventory only through the functions here.
+The inventory of its tickets is in ``ticketing.domain.inventory``, its ticket types in
+``ticketing.domain.ticket_types``.
 """
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
-from zope.sqlalchemy import mark_changed
+from sqlalchemy.orm import selectinload
 
-from ticketing.models import Event, EventStatus
+from ticketing.models import Event, EventStatus, Order, TicketType
+from ticketing.money import AmountNotInCurrency, from_minor_units, to_minor_units
 from ticketing.pagination import paginate
 
 from .errors import (
+    CurrencyLocked,
     EventDatePassed,
     EventHasOrders,
     EventNotDraft,
     EventNotFound,
-    EventNotOnSale,
     EventReadOnly,
-    InsufficientTickets,
+    PriceNotInCurrency,
+    TicketTypeRequired,
     TotalBelowSold,
 )
 
+GENERAL_ADMISSION = "General admission"
 
-def create_event(dbsession, *, name, venue, date, ticket_price_cents, total_tickets):
+
+def create_event(
+    dbsession, *, name, venue, date, currency, ticket_price, total_tickets, max_per_order
+):
+    """A draft event selling one type, "General admission", at ``ticket_price`` (a Decimal in
+    ``currency``) within the event's own capacity."""
     event = Event(
         name=name,
         venue=venue,
         date=date,
-        ticket_price_cents=ticket_price_cents,
+        currency=currency,
         total_tickets=total_tickets,
         available_tickets=total_tickets,
         status=EventStatus.DRAFT,
     )
+    event.ticket_types = [
+        TicketType(
+            name=GENERAL_ADMISSION,
+            price_cents=price_in(ticket_price, currency, "ticket_price"),
+            capacity=None,
+            sold=0,
+            min_per_order=1,
+            max_per_order=max_per_order,
+            hidden=False,
+            position=0,
+        )
+    ]
     dbsession.add(event)
     dbsession.flush()
     return event
 
 
-def get_event(dbsession, event_id, *, for_update=False):
+def price_in(amount, currency, field):
+    """``amount`` (a Decimal) in minor units of ``currency``, or PriceNotInCurrency."""
+    try:
+        return to_minor_units(amount, currency)
+    except AmountNotInCurrency as error:
+        raise PriceNotInCurrency(str(error), field=field) from None
+
+
+def get_event(dbsession, event_id, *, for_update=False, with_types=False):
     statement = select(Event).where(Event.id == event_id)
     if for_update:
         statement = statement.with_for_update()
+    if with_types:
+        statement = statement.options(selectinload(Event.ticket_types))
     event = dbsession.scalar(statement)
     if event is None:
         raise EventNotFound(f"No event has the id {event_id}.")
@@ -50,7 +81,7 @@ def get_event(dbsession, event_id, *, for_update=False):
 def list_events(
     dbsession, *, limit, cursor=None, status=None, updated_since=None, include_drafts=True
 ):
-    statement = select(Event)
+    statement = select(Event).options(selectinload(Event.ticket_types))
     if not include_drafts:
         statement = statement.where(Event.status != EventStatus.DRAFT)
     if status is not None:
@@ -61,15 +92,18 @@ def list_events(
 
 
 def update_event(dbsession, event_id, changes, *, now):
-    """Apply ``changes`` (any of name, venue, date, ticket_price_cents, total_tickets).
+    """Apply ``changes`` (any of name, venue, date, total_tickets, currency, ticket_price).
 
     Changing ``total_tickets`` moves ``available_tickets`` by the same amount, and may not go
-    below what is already sold. The row is locked so that a concurrent purchase cannot slip
-    between the check and the write.
+    below what is already sold. ``ticket_price`` is the price of the event's only ticket type
+    (with several, each has its own). ``currency`` changes only while nothing was sold, and
+    every price must exist in the new one. The row is locked so that a concurrent purchase
+    cannot slip between the check and the write.
     """
-    event = get_event(dbsession, event_id, for_update=True)
+    event = get_event(dbsession, event_id, for_update=True, with_types=True)
     if event.status == EventStatus.COMPLETED:
         raise EventReadOnly(f"Event {event_id} is completed and can no longer be changed.")
+    changes = dict(changes)
     if "date" in changes and changes["date"] <= now:
         raise EventDatePassed("The new date must lie in the future.")
     if "total_tickets" in changes:
@@ -80,10 +114,44 @@ def update_event(dbsession, event_id, changes, *, now):
                 f"{new_total}."
             )
         event.available_tickets += new_total - event.total_tickets
+    currency = changes.pop("currency", event.currency)
+    if currency != event.currency:
+        _change_currency(dbsession, event, currency)
+    if "ticket_price" in changes:
+        _only_type(event).price_cents = price_in(
+            changes.pop("ticket_price"), currency, "ticket_price"
+        )
     for field, value in changes.items():
         setattr(event, field, value)
     dbsession.flush()
     return event
+
+
+def _change_currency(dbsession, event, currency):
+    if dbsession.scalar(select(exists().where(Order.event_id == event.id))):
+        raise CurrencyLocked(f"Event {event.id} has orders in {event.currency}.")
+    for ticket_type in event.ticket_types:
+        amount = from_minor_units(ticket_type.price_cents, event.currency)
+        try:
+            # normalize(): 50.00 USD is 50 JPY; only decimals that are not zero cannot move.
+            ticket_type.price_cents = to_minor_units(amount.normalize(), currency)
+        except AmountNotInCurrency:
+            raise PriceNotInCurrency(
+                f"{ticket_type.name} costs {amount} {event.currency}, which {currency} cannot "
+                "express; change its price first.",
+                field="currency",
+            ) from None
+    event.currency = currency
+
+
+def _only_type(event):
+    if len(event.ticket_types) != 1:
+        raise TicketTypeRequired(
+            "The event sells several ticket types; change each one's price with "
+            "PUT /api/events/{id}/ticket-types/{ticket_type_id}.",
+            ticket_types=[{"id": str(t.id), "name": t.name} for t in event.ticket_types],
+        )
+    return event.ticket_types[0]
 
 
 def delete_event(dbsession, event_id):
@@ -101,7 +169,7 @@ def delete_event(dbsession, event_id):
 
 
 def publish_event(dbsession, event_id, *, now):
-    event = get_event(dbsession, event_id, for_update=True)
+    event = get_event(dbsession, event_id, for_update=True, with_types=True)
     if event.status != EventStatus.DRAFT:
         raise EventNotDraft(f"Event {event_id} is {event.status}; only drafts can be published.")
     if event.date <= now:
@@ -109,59 +177,6 @@ def publish_event(dbsession, event_id, *, now):
     event.status = EventStatus.PUBLISHED
     dbsession.flush()
     return event
-
-
-def reservation(event_id, quantity, *, now):
-    """The statement that takes ``quantity`` tickets of an event on sale and returns its unit
-    price and currency, or no row when it cannot.
-
-    One conditional UPDATE: concurrent buyers cannot oversell, because the row is re-checked
-    under its lock, and the CHECK constraint stands behind it. The lock lasts until the caller's
-    transaction ends, so callers commit before any slow call. Callers may run it alone
-    (:func:`reserve_tickets`) or, on PostgreSQL, as a CTE feeding their own INSERT.
-    """
-    events = Event.__table__
-    return (
-        events.update()
-        .where(
-            events.c.id == event_id,
-            events.c.status == EventStatus.PUBLISHED,
-            events.c.date > now,
-            events.c.available_tickets >= quantity,
-        )
-        .values(available_tickets=events.c.available_tickets - quantity, updated_at=now)
-        .returning(events.c.ticket_price_cents, events.c.currency)
-    )
-
-
-def reserve_tickets(dbsession, event_id, quantity, *, now):
-    """Take ``quantity`` tickets of an event on sale, or raise; return (unit price, currency)."""
-    reserved = dbsession.execute(reservation(event_id, quantity, now=now)).one_or_none()
-    if reserved is None:
-        refuse_reservation(dbsession, event_id, quantity, now=now)
-    mark_changed(dbsession)
-    return reserved.ticket_price_cents, reserved.currency
-
-
-def refuse_reservation(dbsession, event_id, quantity, *, now):
-    """Raise why a reservation took nothing; only a refusal pays for this second query."""
-    event = get_event(dbsession, event_id)
-    if event.status != EventStatus.PUBLISHED or event.date <= now:
-        raise EventNotOnSale(f"Event {event_id} is {event.status} and dated {event.date:%Y-%m-%d}.")
-    raise InsufficientTickets(
-        f"{quantity} tickets asked, {event.available_tickets} left.",
-        available_tickets=event.available_tickets,
-    )
-
-
-def release_tickets(dbsession, event_id, quantity, *, now):
-    """Give back tickets of a failed or cancelled order."""
-    dbsession.execute(
-        update(Event)
-        .where(Event.id == event_id)
-        .values(available_tickets=Event.available_tickets + quantity, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
 
 
 def complete_past_events(dbsession, tm, *, now, batch_size=500):

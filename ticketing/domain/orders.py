@@ -3,8 +3,8 @@
 A purchase never holds the event's inventory lock while it waits on the payment gateway. It runs
 as three short transactions on the caller's transaction manager:
 
-1. reserve: take the tickets (one conditional UPDATE in the events context) and insert a
-   ``pending`` order; commit;
+1. reserve: take the tickets of every item, in their types and in the event, all or nothing
+   (``ticketing.domain.inventory``), and insert a ``pending`` order with its items; commit;
 2. charge the order's total with an idempotency key derived from the order, outside any
    transaction;
 3. settle: mark the order ``confirmed``, or mark it ``failed`` and give the tickets back; commit.
@@ -26,15 +26,15 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from zope.sqlalchemy import mark_changed
 
-from ticketing.models import EmailKind, Order, OrderStatus
-from ticketing.money import format_cents
+from ticketing.models import EmailKind, Order, OrderItem, OrderStatus
+from ticketing.money import format_money
 from ticketing.pagination import paginate
 
-from . import events, outbox
+from . import events, inventory, outbox
 from .errors import (
     IdempotencyKeyReused,
     OrderNotCancellable,
@@ -45,6 +45,7 @@ from .errors import (
     RefundFailed,
     RequestInProgress,
 )
+from .inventory import Item
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,24 @@ RETRY_AFTER_SECONDS = 1
 
 @dataclass(frozen=True)
 class PurchaseRequest:
+    """What a buyer asks for, named as the API's body names it: ``quantity`` tickets of
+    ``ticket_type_id`` (None: of the event's only type on sale), or ``items``, each an
+    :class:`~ticketing.domain.inventory.Item` of its own type. Either way ``items`` and
+    ``quantity`` (of all items together) are set once it is built."""
+
     event_id: uuid.UUID
     customer_email: str
     customer_name: str
-    quantity: int
+    quantity: int | None = None
+    ticket_type_id: uuid.UUID | None = None
+    items: tuple = ()
     idempotency_key: str | None = None
     payment_method: str | None = None
+
+    def __post_init__(self):
+        if not self.items:
+            object.__setattr__(self, "items", (Item(self.ticket_type_id, self.quantity),))
+        object.__setattr__(self, "quantity", inventory.total_quantity(self.items))
 
     def fingerprint(self):
         """A hash of the fields that make two requests the same purchase."""
@@ -73,6 +86,10 @@ class PurchaseRequest:
             self.quantity,
             self.payment_method,
         ]
+        if self.items != (Item(None, self.quantity),):
+            # Purchases that name no type hash as they did before types existed, so that their
+            # retries still replay across the upgrade.
+            meaningful.append([[str(i.ticket_type_id), i.quantity] for i in self.items])
         return hashlib.sha256(json.dumps(meaningful).encode()).hexdigest()
 
 
@@ -105,6 +122,9 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
             return _replay(earlier, purchase)
     try:
         order = _reserve(dbsession, purchase, now)
+        if order is None:
+            _abort(tm)
+            inventory.refuse(dbsession, purchase.event_id, purchase.items, now=now)
         _commit(tm)
     except IntegrityError:
         # A twin request with the same key inserted its order first; ours rolls back whole,
@@ -118,16 +138,37 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
 
 
 def _order_with_key(dbsession, idempotency_key):
-    """The order an idempotency key made (a plain object), or None: asked before every keyed
-    purchase, so a Core statement built once rather than an ORM query."""
-    row = dbsession.execute(_order_by_key(), {"p_key": idempotency_key}).first()
-    return None if row is None else Order(**row._mapping)
+    """The order an idempotency key made, with its items (plain objects), or None: asked before
+    every keyed purchase, so one Core statement built once rather than ORM queries."""
+    rows = dbsession.execute(_order_by_key(), {"p_key": idempotency_key}).all()
+    if not rows:
+        return None
+    order_columns = Order.__table__.c.keys()
+    first = rows[0]._mapping
+    order = Order(**{name: first[name] for name in order_columns})
+    order.items = [
+        OrderItem(
+            order_id=order.id,
+            **{name: row._mapping[f"item_{name}"] for name in _ITEM_FIELDS},
+        )
+        for row in rows
+    ]
+    return order
+
+
+_ITEM_FIELDS = ("ticket_type_id", "line", "name", "quantity", "unit_price_cents", "subtotal_cents")
 
 
 @functools.cache
 def _order_by_key():
     orders = Order.__table__
-    return select(orders).where(orders.c.idempotency_key == bindparam("p_key"))
+    items = OrderItem.__table__
+    return (
+        select(orders, *(items.c[name].label(f"item_{name}") for name in _ITEM_FIELDS))
+        .join(items, items.c.order_id == orders.c.id)
+        .where(orders.c.idempotency_key == bindparam("p_key"))
+        .order_by(items.c.line)
+    )
 
 
 def _replay(order, purchase):
@@ -151,15 +192,16 @@ def _replay(order, purchase):
 
 
 def _reserve(dbsession, purchase, now):
-    """Take the tickets and insert the pending order; return it (a plain object, not attached to
-    the session: later phases change the row with conditional UPDATEs, never by flushing).
+    """Take the tickets and insert the pending order with its items; return it (a plain object,
+    not attached to the session: later phases change the row with conditional UPDATEs, never by
+    flushing), or None when the tickets cannot all be taken, after which the caller aborts the
+    transaction and asks :func:`~ticketing.domain.inventory.refuse` why.
 
-    On PostgreSQL both are one statement, ``WITH taken AS (UPDATE events ... RETURNING price)
-    INSERT INTO orders ... SELECT ... FROM taken``: one round trip while the event row is
-    locked instead of two, and the decrement comes first, as it must (an order INSERT takes a
-    share lock on the event for its foreign key). SQLite cannot put an UPDATE in a CTE, so there
-    it is the same two statements in turn. Core statements, not the ORM's: on a hot event the
-    server's CPU, not the row lock, is the limit.
+    On PostgreSQL it all is one statement (:func:`_reserve_and_insert_order`): one round trip
+    while the event's row is locked, and the tickets are taken before the order is inserted, as
+    they must be (an order INSERT takes a share lock on the event for its foreign key). SQLite
+    cannot put an UPDATE in a CTE, so there it is a few statements in turn. Core statements,
+    not the ORM's: on a hot event the server's CPU, not the row lock, is the limit.
     """
     values = {
         "id": uuid.uuid4(),
@@ -173,65 +215,94 @@ def _reserve(dbsession, purchase, now):
         "created_at": now,
         "updated_at": now,
     }
-    chained = _can_chain_writes(dbsession)
-    if chained:
-        row = dbsession.execute(
-            _reserve_and_insert_order(), {f"p_{name}": value for name, value in values.items()}
-        ).one_or_none()
-        if row is None:
-            events.refuse_reservation(dbsession, purchase.event_id, purchase.quantity, now=now)
-        unit_price_cents, currency = row
+    if _can_chain_writes(dbsession):
+        rows = dbsession.execute(
+            _reserve_and_insert_order(purchase.items[0].ticket_type_id is None),
+            {
+                **inventory.take_tickets_parameters(purchase.event_id, purchase.items, now),
+                **{f"p_{name}": values[name] for name in _ORDER_FIELDS},
+            },
+        ).all()
+        if not rows:
+            return None
+        taken = [inventory.TakenItem(*row[:5]) for row in rows]
+        currency = rows[0].currency
     else:
-        unit_price_cents, currency = events.reserve_tickets(
-            dbsession, purchase.event_id, purchase.quantity, now=now
+        reserved = inventory.take_tickets_in_turn(
+            dbsession, purchase.event_id, purchase.items, now=now
         )
+        if reserved is None:
+            return None
+        currency, taken = reserved
+    prices = {item.unit_price_cents for item in taken}
     values.update(
-        unit_price_cents=unit_price_cents,
-        total_amount_cents=unit_price_cents * purchase.quantity,
+        unit_price_cents=prices.pop() if len(prices) == 1 else None,
+        total_amount_cents=sum(item.unit_price_cents * item.quantity for item in taken),
         currency=currency,
     )
-    if not chained:
+    items = [
+        {
+            "order_id": values["id"],
+            "ticket_type_id": item.ticket_type_id,
+            "line": item.line,
+            "name": item.name,
+            "quantity": item.quantity,
+            "unit_price_cents": item.unit_price_cents,
+            "subtotal_cents": item.unit_price_cents * item.quantity,
+        }
+        for item in taken
+    ]
+    if not _can_chain_writes(dbsession):
         dbsession.execute(Order.__table__.insert().values(values))
+        dbsession.execute(OrderItem.__table__.insert(), items)
     mark_changed(dbsession)
-    return Order(**values)
+    order = Order(**values)
+    order.items = [OrderItem(**item) for item in items]
+    return order
 
 
-#: what a purchase itself supplies of a new order; the event supplies price and currency
+#: what a purchase itself supplies of a new order; the tickets taken supply prices and currency
 _ORDER_FIELDS = (
     "id",
-    "event_id",
     "customer_email",
     "customer_name",
-    "quantity",
     "status",
     "idempotency_key",
     "request_fingerprint",
-    "created_at",
-    "updated_at",
 )
 
 
 @functools.cache
-def _reserve_and_insert_order():
-    """``WITH taken AS (UPDATE events ... RETURNING price) INSERT INTO orders ... SELECT ... FROM
-    taken``, with a ``p_<column>`` parameter for each of :data:`_ORDER_FIELDS`. Built once:
-    building it for every purchase cost more CPU than running it."""
-    orders = Order.__table__
-    given = {name: bindparam(f"p_{name}", type_=orders.c[name].type) for name in _ORDER_FIELDS}
-    taken = events.reservation(given["event_id"], given["quantity"], now=given["created_at"]).cte(
-        "taken"
-    )
-    price = taken.c.ticket_price_cents
-    chosen = {
-        **given,
-        "unit_price_cents": price,
-        "total_amount_cents": price * given["quantity"],
-        "currency": taken.c.currency,
-    }
-    return (
-        orders.insert()
-        .from_select(list(chosen), select(*chosen.values()))
-        .returning(orders.c.unit_price_cents, orders.c.currency)
+def _reserve_and_insert_order(only_type):
+    """The reservation's one statement on PostgreSQL: the inventory's CTEs take the tickets
+    (:func:`ticketing.domain.inventory.take_tickets_ctes`), then the order and its items are
+    inserted from what they took, and the items come back, one row each. Built once for each
+    of the two ways of naming the items."""
+    return text(
+        "WITH"
+        + inventory.take_tickets_ctes(only_type)
+        + """,
+new_order AS (
+    INSERT INTO orders (id, event_id, customer_email, customer_name, quantity, unit_price_cents,
+                        total_amount_cents, currency, status, idempotency_key,
+                        request_fingerprint, created_at, updated_at)
+    SELECT :p_id, verdict.event_id, :p_customer_email, :p_customer_name, :p_quantity,
+           verdict.unit_price_cents, verdict.total_amount_cents, verdict.currency, :p_status,
+           :p_idempotency_key, :p_request_fingerprint, :p_now, :p_now
+    FROM verdict
+    RETURNING id
+),
+new_items AS (
+    INSERT INTO order_items (order_id, ticket_type_id, line, name, quantity, unit_price_cents,
+                             subtotal_cents)
+    SELECT new_order.id, taken.ticket_type_id, taken.line, taken.name, taken.quantity,
+           taken.unit_price_cents, taken.unit_price_cents * taken.quantity
+    FROM new_order CROSS JOIN taken
+)
+SELECT taken.ticket_type_id, taken.line, taken.name, taken.quantity, taken.unit_price_cents,
+       verdict.currency
+FROM verdict CROSS JOIN taken
+ORDER BY taken.line"""
     )
 
 
@@ -379,7 +450,7 @@ def _fail(dbsession, order, failure_code, now, *, keep_key):
     )
     if failed is None:
         return False
-    events.release_tickets(dbsession, order.event_id, order.quantity, now=now)
+    inventory.release_order(dbsession, order.event_id, order.id, order.quantity, now=now)
     return True
 
 
@@ -471,7 +542,7 @@ def cancel_order(dbsession, gateway, order_id, *, now):
     if cancelled is None:
         # Only where row locks are not real (SQLite): a twin cancel got here first.
         raise OrderNotCancellable("The order was cancelled by another request.")
-    events.release_tickets(dbsession, order.event_id, order.quantity, now=now)
+    inventory.release_order(dbsession, order.event_id, order.id, order.quantity, now=now)
     outbox.record_email(dbsession, cancelled.id, EmailKind.ORDER_CANCELLATION, now=now)
     return cancelled
 
@@ -522,8 +593,9 @@ def _settle_pending_order(dbsession, gateway, order_id, now):
 
 
 def sales_summary(dbsession, event_id):
-    """An event's inventory and money: tickets sold, orders by status, revenue kept and refunded."""
-    event = events.get_event(dbsession, event_id)
+    """An event's inventory and money: tickets sold, orders by status, revenue kept and
+    refunded, for the event and for each of its ticket types."""
+    event = events.get_event(dbsession, event_id, with_types=True)
     rows = dbsession.execute(
         select(
             Order.status,
@@ -537,6 +609,21 @@ def sales_summary(dbsession, event_id):
     by_status = {str(status): (count, tickets, cents) for status, count, tickets, cents in rows}
     confirmed = by_status.get(OrderStatus.CONFIRMED, (0, 0, 0))
     cancelled = by_status.get(OrderStatus.CANCELLED, (0, 0, 0))
+    item_rows = dbsession.execute(
+        select(
+            OrderItem.ticket_type_id,
+            Order.status,
+            func.sum(OrderItem.quantity),
+            func.sum(OrderItem.subtotal_cents),
+        )
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(Order.event_id == event_id)
+        .group_by(OrderItem.ticket_type_id, Order.status)
+    ).all()
+    by_type = {}
+    for type_id, status, tickets, cents in item_rows:
+        by_type.setdefault(type_id, {})[str(status)] = (tickets, cents)
+    money = functools.partial(format_money, currency=event.currency)
     return {
         "event": event.name,
         "status": str(event.status),
@@ -544,7 +631,25 @@ def sales_summary(dbsession, event_id):
         "available_tickets": event.available_tickets,
         "tickets_sold": confirmed[1],
         "orders": {status: count for status, (count, _, _) in by_status.items()},
-        "revenue": format_cents(confirmed[2]),
-        "refunded": format_cents(cancelled[2]),
+        "revenue": money(confirmed[2]),
+        "refunded": money(cancelled[2]),
         "currency": event.currency,
+        "ticket_types": [
+            _type_summary(ticket_type, event, by_type.get(ticket_type.id, {}), money)
+            for ticket_type in event.ticket_types
+        ],
+    }
+
+
+def _type_summary(ticket_type, event, by_status, money):
+    confirmed = by_status.get(OrderStatus.CONFIRMED, (0, 0))
+    cancelled = by_status.get(OrderStatus.CANCELLED, (0, 0))
+    return {
+        "name": ticket_type.name,
+        "price": money(ticket_type.price_cents),
+        "capacity": ticket_type.capacity,
+        "tickets_sold": confirmed[0],
+        "available": ticket_type.available_within(event.available_tickets),
+        "revenue": money(confirmed[1]),
+        "refunded": money(cancelled[1]),
     }

@@ -12,8 +12,9 @@ from ticketing.settings import require
 
 from .event import Event, EventStatus
 from .meta import Base
-from .order import Order, OrderStatus
+from .order import Order, OrderItem, OrderStatus
 from .outbox import EmailKind, EmailStatus, OutboxEmail
+from .ticket_type import TicketType
 
 __all__ = [
     "Base",
@@ -23,7 +24,9 @@ __all__ = [
     "Event",
     "EventStatus",
     "Order",
+    "OrderItem",
     "OrderStatus",
+    "TicketType",
     "get_engine",
     "get_request_session_factory",
     "get_session_factory",

@@ -11,7 +11,7 @@ from sqlalchemy import (
     String,
     Uuid,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .meta import Base
 from .types import UTCDateTime, status_enum, utcnow
@@ -29,8 +29,11 @@ class Order(Base):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price_cents >= 0", name="unit_price_not_negative"),
+        CheckConstraint("total_amount_cents >= 0", name="total_not_negative"),
+        # The unit price is there when every item has the same price.
         CheckConstraint(
-            "total_amount_cents = unit_price_cents * quantity", name="total_is_price_times_quantity"
+            "unit_price_cents IS NULL OR total_amount_cents = unit_price_cents * quantity",
+            name="total_is_price_times_quantity",
         ),
         # Keyset pagination, alone and under each filter the API offers.
         Index("ix_orders_created_at_id", "created_at", "id"),
@@ -44,8 +47,10 @@ class Order(Base):
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="RESTRICT"))
     customer_email: Mapped[str] = mapped_column(String(254))
     customer_name: Mapped[str] = mapped_column(String(200))
+    #: tickets of every item together
     quantity: Mapped[int] = mapped_column(Integer)
-    unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+    #: None when the items have different prices
+    unit_price_cents: Mapped[int | None] = mapped_column(BigInteger)
     total_amount_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[OrderStatus] = mapped_column(
@@ -63,6 +68,9 @@ class Order(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    items: Mapped[list["OrderItem"]] = relationship(
+        order_by="OrderItem.line", lazy="selectin", cascade="save-update, merge"
+    )
 
     @property
     def charge_idempotency_key(self):
@@ -72,3 +80,33 @@ class Order(Base):
     @property
     def refund_idempotency_key(self):
         return f"order-{self.id}-refund"
+
+
+class OrderItem(Base):
+    """The tickets of one type in an order, at the price they were bought for. The type's name
+    is kept as it was at the purchase, as on a receipt."""
+
+    __tablename__ = "order_items"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price_cents >= 0", name="unit_price_not_negative"),
+        CheckConstraint(
+            "subtotal_cents = unit_price_cents * quantity", name="subtotal_is_price_times_quantity"
+        ),
+        # "Has this type been sold?" (a type with sales cannot be deleted)
+        Index("ix_order_items_ticket_type_id", "ticket_type_id"),
+    )
+
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    # RESTRICT: a type that was sold cannot be deleted.
+    ticket_type_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ticket_types.id", ondelete="RESTRICT"), primary_key=True
+    )
+    #: the item's place in the order, as the buyer listed it
+    line: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+    subtotal_cents: Mapped[int] = mapped_column(BigInteger)

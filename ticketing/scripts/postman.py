@@ -2,11 +2,16 @@
 collection (v2.1) of the API, generated from the app's OpenAPI document.
 
 Every operation but the automatic HEADs becomes a request, in an order that runs top to bottom
-(create, publish, buy, cancel, and a delete that shows the 409 of an event with orders), with
-the document's example bodies (the seed's "Create Event" and "Purchase Tickets"), its query
-parameters (disabled until needed) and headers. Variables: ``baseUrl``, ``apiKey`` (sent as a
-Bearer token on organiser operations), and ``eventId`` / ``orderId``, which the create and
-purchase requests set from their responses so the collection runs top to bottom.
+(create, publish, buy, add a ticket type, cancel, delete), with the document's example bodies
+(the seed's "Create Event" and "Purchase Tickets"; the purchase's idempotency key is a fresh
+``{{$guid}}`` each run, so that the collection can run again), its query parameters (disabled
+until needed) and headers. Each request carries tests, as Postman users expect: its success
+status, and the fields of the answer that the rest of the collection relies on. Variables:
+``baseUrl``, ``apiKey`` (sent as a Bearer token on organiser operations), and ``eventId``,
+``orderId`` and ``ticketTypeId``, which the creating requests set from their answers. The
+delete of an event deletes a draft its pre-request script creates, as the event the collection
+sold tickets for keeps its sales history. ``newman run postman_collection.json --env-var
+baseUrl=http://127.0.0.1:6543`` runs it green against ``make run`` (tests/test_postman.py).
 
 ``--check`` writes nothing and exits 1 when the file differs from what it would write
 (tests/test_postman.py does the same).
@@ -31,12 +36,21 @@ OPERATION_ORDER = (
     "get_event",
     "update_event",
     "publish_event",
+    # The seed's purchase names no ticket type: it buys while the event has only one.
     "purchase_tickets",
     "list_orders",
     "get_order",
+    "create_ticket_type",
+    "list_ticket_types",
+    "get_ticket_type",
+    "update_ticket_type",
+    "get_availability",
     "cancel_order",
+    "delete_ticket_type",
     "delete_event",
 )
+#: operations whose ``{id}`` is not the collection's event but a draft made for them
+ON_A_DRAFT = {"delete_event"}
 
 
 def collection_from_openapi(document):
@@ -45,7 +59,9 @@ def collection_from_openapi(document):
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if method != "head":
-                requests.append((operation["operationId"], _request(path, method, operation)))
+                requests.append(
+                    (operation["operationId"], _request(path, method, operation, document))
+                )
     rank = _rank(OPERATION_ORDER)
     items = [request for _, request in sorted(requests, key=lambda pair: rank(pair[0]))]
     return {
@@ -63,6 +79,12 @@ def collection_from_openapi(document):
             {"key": "apiKey", "value": "", "description": "An organiser API key."},
             {"key": "eventId", "value": "", "description": "Set by Create a draft event."},
             {"key": "orderId", "value": "", "description": "Set by Buy tickets."},
+            {"key": "ticketTypeId", "value": "", "description": "Set by Add a ticket type."},
+            {
+                "key": "draftEventId",
+                "value": "",
+                "description": "Set by Delete an event's pre-request script.",
+            },
         ],
     }
 
@@ -71,16 +93,26 @@ def _rank(order):
     return lambda name: (order.index(name) if name in order else len(order), name)
 
 
-def _request(path, method, operation):
+def _variable_of(segments, index, name):
+    """The collection variable of a path parameter: ``{id}`` after ``events`` is ``eventId``,
+    ``{ticket_type_id}`` is ``ticketTypeId``."""
+    if name == "id":
+        return segments[index - 1].removesuffix("s") + "Id"  # events -> eventId
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+def _request(path, method, operation, document):
     segments = path.strip("/").split("/")
     path_variables = []
     postman_path = []
+    on_a_draft = operation["operationId"] in ON_A_DRAFT
     for index, segment in enumerate(segments):
         if segment.startswith("{") and segment.endswith("}"):
             name = segment[1:-1]
-            resource = segments[index - 1].removesuffix("s")  # events -> event
+            variable = "draftEventId" if on_a_draft else _variable_of(segments, index, name)
             postman_path.append(f":{name}")
-            path_variables.append({"key": name, "value": f"{{{{{resource}Id}}}}"})
+            path_variables.append({"key": name, "value": f"{{{{{variable}}}}}"})
         else:
             postman_path.append(segment)
     parameters = operation.get("parameters", [])
@@ -124,7 +156,7 @@ def _request(path, method, operation):
         request["header"].insert(0, {"key": "Content-Type", "value": media_type})
         request["body"] = {
             "mode": "raw",
-            "raw": json.dumps(media.get("example", {}), indent=2),
+            "raw": json.dumps(_fresh_keys(media.get("example", {})), indent=2),
             "options": {"raw": {"language": "json"}},
         }
     if {"organiserKey": []} in operation.get("security", []):
@@ -135,25 +167,98 @@ def _request(path, method, operation):
     else:
         request["auth"] = {"type": "noauth"}
     item = {"name": operation["summary"], "request": request}
-    script = _capture_id(operation)
-    if script:
-        item["event"] = [{"listen": "test", "script": {"type": "text/javascript", "exec": script}}]
+    tests = _tests(operation, document["components"]["schemas"])
+    events = [{"listen": "test", "script": {"type": "text/javascript", "exec": tests}}]
+    if on_a_draft:
+        events.insert(0, _create_a_draft(document))
+    item["event"] = events
     return item
 
 
-def _capture_id(operation):
-    """For an operation that creates a resource (201 with a Location), save its id."""
-    created = operation["responses"].get("201")
-    if not created or "Location" not in created.get("headers", {}):
-        return None
-    schema = created["content"]["application/json"]["schema"]
-    name = schema["properties"]["data"]["$ref"].rsplit("/", 1)[-1]
-    variable = name[0].lower() + name[1:] + "Id"
-    return [
-        "if (pm.response.code === 201) {",
-        f'    pm.collectionVariables.set("{variable}", pm.response.json().data.id);',
-        "}",
+def _fresh_keys(example):
+    """The example, with a new idempotency key each run: a key used again with another event
+    would be refused (422 ``idempotency_key_reused``)."""
+    order = example.get("order")
+    if isinstance(order, dict) and "idempotency_key" in order:
+        return {**example, "order": {**order, "idempotency_key": "{{$guid}}"}}
+    return example
+
+
+def _tests(operation, schemas):
+    """Postman tests: the operation's success status, the fields the answer must carry, and, for
+    an operation that creates a resource, saving its id for the requests after it."""
+    status, response = next(
+        (int(code), response)
+        for code, response in operation["responses"].items()
+        if code.startswith("2")
+    )
+    lines = [
+        f'pm.test("answers {status}", function () {{',
+        f"    pm.response.to.have.status({status});",
+        "});",
     ]
+    schema = response.get("content", {}).get("application/json", {}).get("schema")
+    if schema is None:
+        return lines
+    data = schema.get("properties", {}).get("data", {})
+    if "$ref" in schema:  # a page of resources
+        lines += [
+            'pm.test("answers a page", function () {',
+            "    const body = pm.response.json();",
+            '    pm.expect(body.data).to.be.an("array");',
+            '    pm.expect(body.meta).to.have.property("next_cursor");',
+            "});",
+        ]
+    elif "$ref" in data:
+        name = data["$ref"].rsplit("/", 1)[-1]
+        fields = ", ".join(json.dumps(field) for field in schemas[name].get("required", []))
+        lines += [
+            f'pm.test("answers the {name} with its fields", function () {{',
+            f"    pm.expect(pm.response.json().data).to.include.all.keys({fields});",
+            "});",
+        ]
+        if status == 201:
+            variable = name[0].lower() + name[1:] + "Id"
+            lines += [
+                "if (pm.response.code === 201) {",
+                f'    pm.collectionVariables.set("{variable}", pm.response.json().data.id);',
+                "}",
+            ]
+    else:
+        fields = ", ".join(json.dumps(field) for field in schema.get("required", []))
+        lines += [
+            'pm.test("answers with its fields", function () {',
+            f"    pm.expect(pm.response.json()).to.include.all.keys({fields});",
+            "});",
+        ]
+    return lines
+
+
+def _create_a_draft(document):
+    """A pre-request script that creates a draft event (from the create operation's example)
+    and saves its id as ``draftEventId``."""
+    create = document["paths"]["/api/events"]["post"]["requestBody"]["content"]
+    example = create["application/json"]["example"]
+    return {
+        "listen": "prerequest",
+        "script": {
+            "type": "text/javascript",
+            "exec": [
+                "pm.sendRequest({",
+                '    url: pm.variables.get("baseUrl") + "/api/events",',
+                '    method: "POST",',
+                "    header: {",
+                '        "Content-Type": "application/json",',
+                '        "Authorization": "Bearer " + pm.variables.get("apiKey")',
+                "    },",
+                '    body: {mode: "raw", raw: JSON.stringify(' + json.dumps(example) + ")}",
+                "}, function (error, response) {",
+                '    pm.expect(error, "creating the draft to delete").to.equal(null);',
+                '    pm.collectionVariables.set("draftEventId", response.json().data.id);',
+                "});",
+            ],
+        },
+    }
 
 
 def render(collection):

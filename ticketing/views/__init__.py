@@ -1,14 +1,21 @@
 """The HTTP layer: Cornice services that validate input with colander schemas, call the domain,
 and render its results. Every error leaves as ``application/problem+json``."""
 
+import contextlib
 import uuid
 
 from cornice import Service
+from pyramid.exceptions import ConfigurationError
 
-from .problems import cornice_error_handler
+from ticketing.domain.errors import InvalidTicketType, PriceNotInCurrency
+from ticketing.money import exponent
+from ticketing.settings import as_int
+
+from .problems import cornice_error_handler, invalid_field
 
 #: hard cap on page sizes, whatever the client asks
 MAX_PAGE_SIZE = 100
+JSON = "application/json"
 
 
 class ApiService(Service):
@@ -18,21 +25,51 @@ class ApiService(Service):
         return cornice_error_handler(request)
 
 
-def uuid_from_path(request, not_found):
-    """The ``{id}`` of the path as a UUID; a malformed id is as unknown as a missing one."""
-    raw = request.matchdict["id"]
+def uuid_from_path(request, not_found, name="id"):
+    """The ``{id}`` (or ``name``) of the path as a UUID; a malformed id is as unknown as a
+    missing one."""
+    raw = request.matchdict[name]
     try:
         return uuid.UUID(raw)
     except ValueError:
         raise not_found(f"No such id: {raw!r}.") from None
 
 
+@contextlib.contextmanager
+def fields_of(resource):
+    """Answer a domain rule that refuses one field of the body (``resource.<field>``) as that
+    field's validation error, like the schema's own."""
+    try:
+        yield
+    except (PriceNotInCurrency, InvalidTicketType) as error:
+        raise invalid_field(f"{resource}.{error.extra['field']}", error.detail) from None
+
+
+def currencies_from(settings):
+    """``ticketing.currencies``: the ISO 4217 codes events may sell in, the first the default."""
+    codes = settings.get("ticketing.currencies", "USD").split()
+    for code in codes:
+        try:
+            exponent(code)
+        except ValueError as error:
+            raise ConfigurationError(f"ticketing.currencies: {error}") from None
+    if not codes:
+        raise ConfigurationError("ticketing.currencies names no currency")
+    return codes
+
+
 def includeme(config):
     # Our exception views in .problems answer every error; Cornice's would compete with them.
-    config.get_settings()["handle_exceptions"] = False
+    settings = config.get_settings()
+    settings["handle_exceptions"] = False
+    config.registry["max_tickets_per_order"] = as_int(
+        settings, "ticketing.max_tickets_per_order", 10
+    )
+    config.registry["currencies"] = currencies_from(settings)
     config.include("cornice")
     config.include(".problems")
     config.scan(".health")
     config.scan(".events")
-    config.include(".orders")
+    config.scan(".ticket_types")
+    config.scan(".orders")
     config.include(".docs")

@@ -5,48 +5,85 @@ from cornice.validators import colander_querystring_validator
 
 from ticketing.domain import events as domain
 from ticketing.domain.errors import (
+    CurrencyLocked,
     EventDatePassed,
     EventHasOrders,
     EventNotDraft,
     EventNotFound,
     EventReadOnly,
     InvalidCursor,
+    TicketTypeRequired,
     TotalBelowSold,
 )
 from ticketing.models import EventStatus
 from ticketing.models.types import utcnow
-from ticketing.money import to_cents
+from ticketing.money import AmountNotInCurrency, to_minor_units
 from ticketing.openapi import Success, api_doc
 from ticketing.security import ORGANISE, is_organiser
 
-from . import MAX_PAGE_SIZE, ApiService, uuid_from_path
+from . import JSON, MAX_PAGE_SIZE, ApiService, fields_of, uuid_from_path
 from .schemas import (
     Money,
     QueryString,
     StrictInteger,
     StrictMappingSchema,
+    StrictString,
     UTCDateTime,
     in_the_future,
+    invalid_child,
     json_body_validator,
     limit_field,
     text_field,
 )
 from .serialize import EventResource, event_json, page_json
 
-JSON = "application/json"
-
-
 DATE_DESCRIPTION = (
     'ISO-8601 with a UTC offset (e.g. "2030-07-15T18:00:00Z"); must lie in the future.'
 )
+
+
+@colander.deferred
+def configured_currency(node, kw):
+    return colander.OneOf(kw["request"].registry["currencies"])
+
+
+@colander.deferred
+def default_currency(node, kw):
+    return kw["request"].registry["currencies"][0]
+
+
+CURRENCY_DESCRIPTION = (
+    "ISO 4217 code, one of the setting `ticketing.currencies` (the first is the default); every "
+    "price of the event is in it."
+)
+
+
+def currency_field(description=CURRENCY_DESCRIPTION, **kwargs):
+    return colander.SchemaNode(
+        StrictString(), validator=configured_currency, description=description, **kwargs
+    )
 
 
 class EventFields(StrictMappingSchema):
     name = text_field()
     venue = text_field()
     date = colander.SchemaNode(UTCDateTime(), validator=in_the_future, description=DATE_DESCRIPTION)
-    ticket_price = colander.SchemaNode(Money())
-    total_tickets = colander.SchemaNode(StrictInteger(), validator=colander.Range(1, 1_000_000))
+    ticket_price = colander.SchemaNode(
+        Money(), description='The price of the event\'s first ticket type, "General admission".'
+    )
+    currency = currency_field(missing=default_currency)
+    total_tickets = colander.SchemaNode(
+        StrictInteger(),
+        validator=colander.Range(1, 1_000_000),
+        description="The event's capacity, shared by all its ticket types.",
+    )
+
+    def validator(self, node, value):
+        # The price has no more decimals than its currency.
+        try:
+            to_minor_units(value["ticket_price"], value["currency"])
+        except AmountNotInCurrency as error:
+            raise invalid_child(node, "ticket_price", str(error)) from None
 
 
 class CreateEventBody(StrictMappingSchema):
@@ -69,7 +106,14 @@ class EventChanges(StrictMappingSchema):
     date = colander.SchemaNode(
         UTCDateTime(), validator=in_the_future, missing=colander.drop, description=DATE_DESCRIPTION
     )
-    ticket_price = colander.SchemaNode(Money(), missing=colander.drop)
+    ticket_price = colander.SchemaNode(
+        Money(),
+        missing=colander.drop,
+        description="The price of the event's only ticket type (with several, change each).",
+    )
+    currency = currency_field(
+        missing=colander.drop, description=CURRENCY_DESCRIPTION + " Only while it has no orders."
+    )
     total_tickets = colander.SchemaNode(
         StrictInteger(), validator=colander.Range(1, 1_000_000), missing=colander.drop
     )
@@ -113,12 +157,8 @@ def event_id_from(request):
     return uuid_from_path(request, EventNotFound)
 
 
-def changes_from(fields):
-    """Translate API field names and units to the domain's."""
-    changes = dict(fields)
-    if "ticket_price" in changes:
-        changes["ticket_price_cents"] = to_cents(changes.pop("ticket_price"))
-    return changes
+def shown(event, request):
+    return event_json(event, now=utcnow(), include_hidden=is_organiser(request))
 
 
 LOCATION = {
@@ -150,7 +190,7 @@ def list_events(request):
         updated_since=query["updated_since"],
         include_drafts=is_organiser(request),
     )
-    return page_json(page, event_json)
+    return page_json(page, lambda each: shown(each, request))
 
 
 @events.post(
@@ -165,10 +205,14 @@ def create_event(request):
 
     It goes on sale when it is published.
     """
-    created = domain.create_event(request.dbsession, **changes_from(request.validated["event"]))
+    created = domain.create_event(
+        request.dbsession,
+        **request.validated["event"],
+        max_per_order=request.registry["max_tickets_per_order"],
+    )
     request.response.status_code = 201
     request.response.location = request.route_url("event", id=created.id)
-    return {"data": event_json(created)}
+    return {"data": shown(created, request)}
 
 
 @event.get()
@@ -179,10 +223,10 @@ def get_event(request):
     A draft is found with an organiser key only.
     """
     event_id = event_id_from(request)
-    found = domain.get_event(request.dbsession, event_id)
+    found = domain.get_event(request.dbsession, event_id, with_types=True)
     if found.status == EventStatus.DRAFT and not is_organiser(request):
         raise EventNotFound(f"No event has the id {event_id}.")
-    return {"data": event_json(found)}
+    return {"data": shown(found, request)}
 
 
 @event.put(
@@ -193,21 +237,26 @@ def get_event(request):
 )
 @api_doc(
     Success(200, "The changed event.", EventResource()),
-    raises=(EventNotFound, EventReadOnly, EventDatePassed, TotalBelowSold),
+    raises=(
+        EventNotFound,
+        EventReadOnly,
+        EventDatePassed,
+        TotalBelowSold,
+        CurrencyLocked,
+        TicketTypeRequired,
+    ),
 )
 def update_event(request):
     """Change an event
 
-    Any of name, venue, date, ticket_price and total_tickets; the tickets already sold stay
-    sold.
+    Any of name, venue, date, ticket_price (of its only ticket type), currency (while it has no
+    orders) and total_tickets; the tickets already sold stay sold.
     """
-    updated = domain.update_event(
-        request.dbsession,
-        event_id_from(request),
-        changes_from(request.validated["event"]),
-        now=utcnow(),
-    )
-    return {"data": event_json(updated)}
+    with fields_of("event"):
+        updated = domain.update_event(
+            request.dbsession, event_id_from(request), request.validated["event"], now=utcnow()
+        )
+    return {"data": shown(updated, request)}
 
 
 @event.delete(permission=ORGANISE)
@@ -234,4 +283,4 @@ def publish_event(request):
     A draft whose date lies in the future goes on sale.
     """
     published = domain.publish_event(request.dbsession, event_id_from(request), now=utcnow())
-    return {"data": event_json(published)}
+    return {"data": shown(published, request)}

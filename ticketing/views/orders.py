@@ -7,6 +7,8 @@ from cornice.validators import colander_querystring_validator
 
 from ticketing.domain import orders as domain
 from ticketing.domain.errors import (
+    AboveMaxPerOrder,
+    BelowMinPerOrder,
     EventNotFound,
     EventNotOnSale,
     IdempotencyKeyInvalid,
@@ -20,20 +22,26 @@ from ticketing.domain.errors import (
     PaymentUnavailable,
     RefundFailed,
     RequestInProgress,
+    TicketTypeNotFound,
+    TicketTypeNotOnSale,
+    TicketTypeRequired,
+    TicketTypeWrongEvent,
 )
+from ticketing.domain.inventory import Item
 from ticketing.models import OrderStatus
 from ticketing.models.types import utcnow
 from ticketing.openapi import Success, api_doc
 from ticketing.security import ORGANISE
-from ticketing.settings import as_int
 
-from . import MAX_PAGE_SIZE, ApiService, uuid_from_path
-from .events import JSON, LOCATION, event_id_from
+from . import JSON, MAX_PAGE_SIZE, ApiService, uuid_from_path
+from .events import LOCATION, event_id_from
 from .schemas import (
     QueryString,
     StrictInteger,
     StrictMappingSchema,
+    StrictSequence,
     StrictString,
+    invalid_child,
     json_body_validator,
     limit_field,
     strip,
@@ -53,6 +61,43 @@ def lower_and_strip(value):
     return value.strip().lower() if isinstance(value, str) else value
 
 
+def ticket_type_id_field(**kwargs):
+    return colander.SchemaNode(StrictString(), validator=colander.uuid, **kwargs)
+
+
+class ItemFields(StrictMappingSchema):
+    ticket_type_id = ticket_type_id_field()
+    quantity = colander.SchemaNode(StrictInteger(), validator=quantity_range)
+
+
+class ItemList(colander.SequenceSchema):
+    schema_type = StrictSequence
+    item = ItemFields()
+    validator = colander.Length(min=1)
+
+
+@colander.deferred
+def one_way_of_naming_tickets(node, kw):
+    ceiling = kw["request"].registry["max_tickets_per_order"]
+
+    def validate(node, value):
+        if value["quantity"] is not None and value["items"] is not None:
+            raise colander.Invalid(node, "Give either quantity (and ticket_type_id) or items.")
+        if value["items"] is None:
+            return
+        if value["ticket_type_id"] is not None:
+            raise invalid_child(
+                node, "ticket_type_id", "With items, each item names its ticket_type_id."
+            )
+        items = value["items"]
+        if len({item["ticket_type_id"] for item in items}) != len(items):
+            raise invalid_child(node, "items", "Each ticket type may appear once.")
+        if sum(item["quantity"] for item in items) > ceiling:
+            raise invalid_child(node, "items", f"At most {ceiling} tickets per order in all.")
+
+    return validate
+
+
 class OrderFields(StrictMappingSchema):
     customer_email = colander.SchemaNode(
         StrictString(),
@@ -60,7 +105,21 @@ class OrderFields(StrictMappingSchema):
         validator=colander.All(colander.Length(max=254), colander.Email()),
     )
     customer_name = text_field()
-    quantity = colander.SchemaNode(StrictInteger(), validator=quantity_range)
+    quantity = colander.SchemaNode(
+        StrictInteger(),
+        validator=quantity_range,
+        missing=None,
+        description="How many tickets, of `ticket_type_id` or, without it, of the event's only "
+        "ticket type on sale. Or give `items` instead.",
+    )
+    ticket_type_id = ticket_type_id_field(
+        missing=None, description="The ticket type of `quantity`."
+    )
+    items = ItemList(
+        missing=None,
+        description="Tickets of several types in one order; at most "
+        "`ticketing.max_tickets_per_order` (10) in all.",
+    )
     idempotency_key = colander.SchemaNode(
         StrictString(),
         preparer=strip,
@@ -74,6 +133,24 @@ class OrderFields(StrictMappingSchema):
         validator=colander.Length(1, 255),
         missing=None,
         description="The payment gateway's payment method (e.g. Stripe's `pm_card_visa`).",
+    )
+
+    validator = one_way_of_naming_tickets
+    json_schema_extra = {"anyOf": [{"required": ["quantity"]}, {"required": ["items"]}]}
+
+    def absent_fields(self, cstruct):
+        if cstruct.get("quantity") is None and cstruct.get("items") is None:
+            yield "quantity", "Required (or give items)."
+
+
+def items_from(fields):
+    """The body's tickets as the domain's items: ``quantity`` of ``ticket_type_id`` (or of the
+    event's only type on sale), or ``items``."""
+    if fields["items"] is None:
+        type_id = fields["ticket_type_id"]
+        return (Item(type_id and uuid.UUID(type_id), fields["quantity"]),)
+    return tuple(
+        Item(uuid.UUID(item["ticket_type_id"]), item["quantity"]) for item in fields["items"]
     )
 
 
@@ -164,6 +241,12 @@ IDEMPOTENCY_HEADER_PARAMETER = {
         PaymentDeclined,
         EventNotFound,
         EventNotOnSale,
+        TicketTypeNotFound,
+        TicketTypeWrongEvent,
+        TicketTypeRequired,
+        TicketTypeNotOnSale,
+        BelowMinPerOrder,
+        AboveMaxPerOrder,
         InsufficientTickets,
         RequestInProgress,
         IdempotencyKeyReused,
@@ -183,7 +266,7 @@ def purchase_tickets(request):
         event_id=event_id_from(request),
         customer_email=fields["customer_email"],
         customer_name=fields["customer_name"],
-        quantity=fields["quantity"],
+        items=items_from(fields),
         idempotency_key=idempotency_key_from(request, fields["idempotency_key"]),
         payment_method=fields["payment_method"],
     )
@@ -247,10 +330,3 @@ def cancel_order(request):
         request.dbsession, request.payment_gateway, order_id_from(request), now=utcnow()
     )
     return {"data": order_json(cancelled)}
-
-
-def includeme(config):
-    config.registry["max_tickets_per_order"] = as_int(
-        config.get_settings(), "ticketing.max_tickets_per_order", 10
-    )
-    config.scan(__name__)

@@ -57,6 +57,18 @@ def problem(status, code, title, detail=None, errors=None, headers=None, **extra
     return response
 
 
+def invalid_field(field, message):
+    """The validation problem of one field, for a rule the schema alone cannot check (a price
+    against its event's currency, say); raise it."""
+    return problem(
+        400,
+        "validation_failed",
+        "Invalid request",
+        f"{field}: {message}",
+        errors=[{"location": "body", "field": field, "message": message}],
+    )
+
+
 def cornice_error_handler(request):
     """Replace Cornice's error body with a problem document."""
     status = request.errors.status

@@ -12,9 +12,11 @@ from decimal import Decimal, InvalidOperation
 import colander
 from cornice.validators import extract_cstruct
 
-MAX_PRICE = Decimal("1000000.00")
-#: what a price given as a string looks like: digits, and at most two decimal places
-MONEY_PATTERN = r"^[0-9]{1,7}(\.[0-9]{1,2})?$"
+MAX_PRICE = Decimal("1000000")
+#: what a price given as a string looks like: digits, and at most four decimal places (the most
+#: ISO 4217 gives any currency; each event's currency then allows its own number, see
+#: ticketing.money)
+MONEY_PATTERN = r"^[0-9]{1,7}(\.[0-9]{1,4})?$"
 _MONEY_STRING = re.compile(MONEY_PATTERN)
 
 # Each type below describes itself for the OpenAPI document (ticketing/openapi.py) with a
@@ -23,7 +25,9 @@ _MONEY_STRING = re.compile(MONEY_PATTERN)
 
 class StrictMapping(colander.Mapping):
     """Refuses unknown keys, naming each, alongside the errors of the known fields (colander's
-    ``unknown="raise"`` reports the unknown keys alone and hides every other error)."""
+    ``unknown="raise"`` reports the unknown keys alone and hides every other error). A schema
+    whose fields are required one way or another names the missing ones the same way, with an
+    ``absent_fields(cstruct)`` method that yields (field, message) pairs."""
 
     def json_schema(self, node):
         return {"type": "object", "additionalProperties": False}
@@ -45,6 +49,10 @@ class StrictMapping(colander.Mapping):
             for key in unknown:
                 field = colander.SchemaNode(colander.String(), name=str(key))
                 error.add(colander.Invalid(field, "Unknown field."))
+        absent = getattr(node, "absent_fields", None)
+        for name, message in absent(cstruct) if absent and isinstance(cstruct, dict) else ():
+            error = error or colander.Invalid(node)
+            error.add(colander.Invalid(node[name], message))
         if error is not None:
             raise error
         return result
@@ -100,8 +108,9 @@ class StrictInteger(colander.SchemaType):
 
 
 class Money(colander.SchemaType):
-    """A non-negative amount with at most two decimal places, given as a string ("50.00") or a
-    whole number. Floats are refused: their binary value is not the decimal the client meant."""
+    """A non-negative amount, given as a decimal string ("50.00") or a whole number, with no
+    more decimals than its currency has (checked where the currency is known). Floats are
+    refused: their binary value is not the decimal the client meant."""
 
     def json_schema(self, node):
         return {
@@ -109,8 +118,10 @@ class Money(colander.SchemaType):
                 {"type": "string", "pattern": MONEY_PATTERN, "example": "50.00"},
                 {"type": "integer", "minimum": 0, "maximum": int(MAX_PRICE)},
             ],
-            "description": f'A decimal string such as "50.00" (at most two decimal places) or a '
-            f"whole number; from 0 to {MAX_PRICE}. JSON floats are refused.",
+            "description": 'A decimal string such as "50.00" or a whole number, in the '
+            "event's currency, with at most as many decimals as the currency has (ISO 4217: "
+            f'2 for USD, none for JPY, so "5000"); from 0 to {MAX_PRICE}. JSON floats are '
+            "refused.",
         }
 
     def deserialize(self, node, cstruct):
@@ -128,13 +139,49 @@ class Money(colander.SchemaType):
             raise colander.Invalid(node, "Must not be negative.")
         if amount > MAX_PRICE:
             raise colander.Invalid(node, f"Must not exceed {MAX_PRICE}.")
-        if amount != amount.quantize(Decimal("0.01")):
-            raise colander.Invalid(node, "Must have at most two decimal places.")
+        if amount != amount.quantize(Decimal("0.0001")):
+            raise colander.Invalid(node, "Must have at most four decimal places.")
         if isinstance(cstruct, str) and not _MONEY_STRING.fullmatch(cstruct):
             # "5e1", " 50", "+50", ".5" or "50.000" denote a valid amount, but not in the
             # documented format, and an API that takes money does not guess.
             raise colander.Invalid(node, 'Must be a decimal string such as "50.00".')
         return amount
+
+
+class StrictBoolean(colander.SchemaType):
+    def json_schema(self, node):
+        return {"type": "boolean"}
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return colander.null
+        if not isinstance(cstruct, bool):
+            raise colander.Invalid(node, "Must be true or false.")
+        return cstruct
+
+
+class StrictSequence(colander.Sequence):
+    """A JSON array, and nothing else (colander's Sequence takes a string as its characters)."""
+
+    def json_schema(self, node):
+        return {"type": "array"}
+
+    def deserialize(self, node, cstruct, accept_scalar=None):
+        if cstruct is not colander.null and not isinstance(cstruct, list):
+            raise colander.Invalid(node, "Must be a JSON array.")
+        return super().deserialize(node, cstruct, accept_scalar)
+
+
+class NullableNode(colander.SchemaNode):
+    """A field that JSON ``null`` may clear: null deserializes to None, past the validator
+    (the OpenAPI document marks it ``nullable``)."""
+
+    nullable = True
+
+    def deserialize(self, cstruct=colander.null):
+        if cstruct is None:
+            return None
+        return super().deserialize(cstruct)
 
 
 class UTCDateTime(colander.DateTime):
@@ -159,6 +206,13 @@ class UTCDateTime(colander.DateTime):
         if value.tzinfo is None:
             raise colander.Invalid(node, 'Must include a UTC offset, e.g. "2026-07-15T18:00:00Z".')
         return value.astimezone(dt.UTC)
+
+
+def invalid_child(node, name, message):
+    """The error of a mapping's validator about one of its fields, reported at that field."""
+    error = colander.Invalid(node)
+    error.add(colander.Invalid(node[name], message))
+    return error
 
 
 def strip(value):

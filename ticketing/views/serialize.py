@@ -6,11 +6,12 @@ import datetime as dt
 import colander
 
 from ticketing.models import EventStatus, OrderStatus
-from ticketing.money import format_cents
+from ticketing.money import format_money
 
-from .schemas import StrictMappingSchema
+from .schemas import StrictMappingSchema, StrictSequence
 
-AMOUNT = colander.Regex(r"^[0-9]+\.[0-9]{2}$")
+#: an amount as the API shows it: as many decimals as its currency has ("50.00", "5000")
+AMOUNT = colander.Regex(r"^[0-9]+(\.[0-9]{1,4})?$")
 CURRENCY = colander.Regex(r"^[A-Z]{3}$")
 
 
@@ -35,6 +36,18 @@ def _count(minimum, **kwargs):
     return _node(colander.Integer(), validator=colander.Range(min=minimum), **kwargs)
 
 
+class TicketTypeSummary(StrictMappingSchema):
+    id = _id()
+    name = _text(example="General admission")
+    price = _text(validator=AMOUNT, example="50.00")
+    available = _count(0)
+
+
+class TicketTypeSummaries(colander.SequenceSchema):
+    schema_type = StrictSequence
+    ticket_type = TicketTypeSummary()
+
+
 class EventResource(StrictMappingSchema):
     component_name = "Event"
 
@@ -42,10 +55,18 @@ class EventResource(StrictMappingSchema):
     name = _text(example="Concert")
     venue = _text(example="Stadium")
     date = _time(description="When the event takes place (UTC).")
-    ticket_price = _text(validator=AMOUNT, example="50.00")
+    ticket_price = _text(
+        validator=AMOUNT,
+        example="50.00",
+        description="The price of the event's first ticket type on sale, in display order (else "
+        "of its first type buyers can see); each type's own price is in `ticket_types`.",
+    )
     currency = _text(validator=CURRENCY, example="USD")
-    total_tickets = _count(1)
+    total_tickets = _count(1, description="The event's capacity, shared by all its types.")
     available_tickets = _count(0)
+    ticket_types = TicketTypeSummaries(
+        description="The types buyers can see (organisers: all), in display order."
+    )
     status = _text(
         validator=colander.OneOf([s.value for s in EventStatus]),
         description="draft (seen by organisers only), published (on sale until its date), "
@@ -55,6 +76,68 @@ class EventResource(StrictMappingSchema):
     updated_at = _time()
 
 
+class TicketTypeResource(StrictMappingSchema):
+    component_name = "TicketType"
+
+    id = _id()
+    event_id = _id()
+    name = _text(example="VIP")
+    description = _text(nullable=True)
+    price = _text(validator=AMOUNT, example="120.00")
+    currency = _text(validator=CURRENCY, example="USD")
+    capacity = _count(
+        0, nullable=True, description="Its own capacity; null: limited by the event's alone."
+    )
+    available = _count(0, description="What is left of it, within what is left of the event.")
+    sales_start = _time(nullable=True)
+    sales_end = _time(nullable=True)
+    on_sale = _node(colander.Boolean(), description="Whether buyers can take it now.")
+    min_per_order = _count(1)
+    max_per_order = _count(1)
+    hidden = _node(colander.Boolean())
+    position = _count(0)
+    created_at = _time()
+    updated_at = _time()
+
+
+class AvailabilityCounts(StrictMappingSchema):
+    capacity = _count(0, nullable=True)
+    sold = _count(0, description="Taken by orders being paid for or confirmed.")
+    held = _count(0, description="Held for buyers who have not paid yet.")
+    available = _count(0)
+
+
+class TypeAvailability(AvailabilityCounts):
+    ticket_type_id = _id()
+    name = _text()
+
+
+class TypeAvailabilities(colander.SequenceSchema):
+    schema_type = StrictSequence
+    ticket_type = TypeAvailability()
+
+
+class AvailabilityResource(StrictMappingSchema):
+    component_name = "Availability"
+
+    event_id = _id()
+    event = AvailabilityCounts()
+    ticket_types = TypeAvailabilities()
+
+
+class OrderItemResource(StrictMappingSchema):
+    ticket_type_id = _id()
+    name = _text(example="General admission", description="The type's name when it was bought.")
+    quantity = _count(1)
+    unit_price = _text(validator=AMOUNT, example="50.00")
+    subtotal = _text(validator=AMOUNT, example="100.00")
+
+
+class OrderItems(colander.SequenceSchema):
+    schema_type = StrictSequence
+    item = OrderItemResource()
+
+
 class OrderResource(StrictMappingSchema):
     component_name = "Order"
 
@@ -62,9 +145,15 @@ class OrderResource(StrictMappingSchema):
     event_id = _id()
     customer_email = _text(example="john@example.com")
     customer_name = _text(example="John Doe")
-    quantity = _count(1)
-    unit_price = _text(validator=AMOUNT, example="50.00")
+    quantity = _count(1, description="Tickets of every item together.")
+    unit_price = _text(
+        validator=AMOUNT,
+        example="50.00",
+        nullable=True,
+        description="When every item has the same price; null otherwise.",
+    )
     total_amount = _text(validator=AMOUNT, example="100.00")
+    items = OrderItems()
     currency = _text(validator=CURRENCY, example="USD")
     status = _text(
         validator=colander.OneOf([s.value for s in OrderStatus]),
@@ -81,7 +170,12 @@ class OrderResource(StrictMappingSchema):
 
 
 #: the resources the OpenAPI document describes as components (and as pages of them)
-RESOURCE_SCHEMAS = (EventResource(), OrderResource())
+RESOURCE_SCHEMAS = (
+    EventResource(),
+    OrderResource(),
+    TicketTypeResource(),
+    AvailabilityResource(),
+)
 
 
 def timestamp(value):
@@ -90,19 +184,76 @@ def timestamp(value):
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def event_json(event):
+def event_json(event, *, now, include_hidden):
+    """``event`` with its ticket types loaded; hidden types only ``include_hidden``."""
+    shown = [t for t in event.ticket_types if include_hidden or not t.hidden]
+    first = event.first_type_on_sale(now)
     return {
         "id": str(event.id),
         "name": event.name,
         "venue": event.venue,
         "date": timestamp(event.date),
-        "ticket_price": format_cents(event.ticket_price_cents),
+        "ticket_price": format_money(first.price_cents, event.currency),
         "currency": event.currency,
         "total_tickets": event.total_tickets,
         "available_tickets": event.available_tickets,
+        "ticket_types": [
+            {
+                "id": str(ticket_type.id),
+                "name": ticket_type.name,
+                "price": format_money(ticket_type.price_cents, event.currency),
+                "available": ticket_type.available_within(event.available_tickets),
+            }
+            for ticket_type in shown
+        ],
         "status": str(event.status),
         "created_at": timestamp(event.created_at),
         "updated_at": timestamp(event.updated_at),
+    }
+
+
+def ticket_type_json(ticket_type, event, *, now):
+    return {
+        "id": str(ticket_type.id),
+        "event_id": str(ticket_type.event_id),
+        "name": ticket_type.name,
+        "description": ticket_type.description,
+        "price": format_money(ticket_type.price_cents, event.currency),
+        "currency": event.currency,
+        "capacity": ticket_type.capacity,
+        "available": ticket_type.available_within(event.available_tickets),
+        "sales_start": timestamp(ticket_type.sales_start),
+        "sales_end": timestamp(ticket_type.sales_end),
+        "on_sale": ticket_type.on_sale_at(now),
+        "min_per_order": ticket_type.min_per_order,
+        "max_per_order": ticket_type.max_per_order,
+        "hidden": ticket_type.hidden,
+        "position": ticket_type.position,
+        "created_at": timestamp(ticket_type.created_at),
+        "updated_at": timestamp(ticket_type.updated_at),
+    }
+
+
+def availability_json(event, rows):
+    return {
+        "event_id": str(event.id),
+        "event": {
+            "capacity": event.total_tickets,
+            "sold": event.tickets_sold,
+            "held": 0,
+            "available": event.available_tickets,
+        },
+        "ticket_types": [
+            {
+                "ticket_type_id": str(row["ticket_type"].id),
+                "name": row["ticket_type"].name,
+                "capacity": row["capacity"],
+                "sold": row["sold"],
+                "held": row["held"],
+                "available": row["available"],
+            }
+            for row in rows
+        ],
     }
 
 
@@ -114,14 +265,27 @@ def page_json(page, item_json):
 
 
 def order_json(order):
+    def money(minor_units):
+        return None if minor_units is None else format_money(minor_units, order.currency)
+
     return {
         "id": str(order.id),
         "event_id": str(order.event_id),
         "customer_email": order.customer_email,
         "customer_name": order.customer_name,
         "quantity": order.quantity,
-        "unit_price": format_cents(order.unit_price_cents),
-        "total_amount": format_cents(order.total_amount_cents),
+        "unit_price": money(order.unit_price_cents),
+        "total_amount": money(order.total_amount_cents),
+        "items": [
+            {
+                "ticket_type_id": str(item.ticket_type_id),
+                "name": item.name,
+                "quantity": item.quantity,
+                "unit_price": money(item.unit_price_cents),
+                "subtotal": money(item.subtotal_cents),
+            }
+            for item in order.items
+        ],
         "currency": order.currency,
         "status": str(order.status),
         "payment_reference": order.payment_reference,
