@@ -21,6 +21,8 @@ requires = [
     "waitress==3.0.2",
     "gunicorn==27.0.1",
     "stripe==16.1.0",
+    # ISO 4217: how many decimals each currency has (JPY none, USD two, KWD three).
+    "iso4217==1.16.20260101",
     # Swagger UI's assets for /api/docs, served from the package (no CDN).
     "swagger-ui-bundle==1.1.0",
 ]
