@@ -59,6 +59,7 @@ end
 -- each thread: one buyer ----------------------------------------------------------------------
 function init(args)
    events = split(os.getenv("BENCH_EVENTS"))
+   types = split(os.getenv("BENCH_TYPES") or "") -- several: each order names 1 to #types
    run = os.getenv("BENCH_RUN") or "bench"
    board = ffi.cast("int32_t *", ffi.cast("uintptr_t", board_address))
    math.randomseed(buyer * 7919 + math.floor(now() * 1000) % 100000)
@@ -95,6 +96,28 @@ function delay()
    return 0
 end
 
+-- ``wanted`` tickets over 1 to #types distinct types (at least one ticket each), as JSON items
+local function items_of(wanted)
+   local order = {}
+   for i = 1, #types do
+      order[i] = i
+   end
+   for i = #types, 2, -1 do
+      local j = math.random(i)
+      order[i], order[j] = order[j], order[i]
+   end
+   local kinds = math.min(math.random(#types), wanted)
+   local items = {}
+   for k = 1, kinds do
+      local quantity = 1
+      if k == kinds then
+         quantity = wanted - (kinds - 1)
+      end
+      items[k] = string.format('{"ticket_type_id":"%s","quantity":%d}', types[order[k]], quantity)
+   end
+   return table.concat(items, ",")
+end
+
 function request()
    local i = target or pick() or 0
    target = i
@@ -105,10 +128,14 @@ function request()
    end
    quantity = wanted
    counter = counter + 1
+   local tickets_field = string.format('"quantity":%d', wanted)
+   if #types > 1 then
+      tickets_field = '"items":[' .. items_of(wanted) .. ']'
+   end
    local body = string.format(
       '{"order":{"customer_email":"buyer%d@example.com","customer_name":"Buyer %d",'
-         .. '"quantity":%d,"idempotency_key":"%s-%d-%d"}}',
-      buyer, buyer, wanted, run, buyer, counter)
+         .. '%s,"idempotency_key":"%s-%d-%d"}}',
+      buyer, buyer, tickets_field, run, buyer, counter)
    sent_at = now()
    if not first_sent then
       first_sent = sent_at

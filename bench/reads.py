@@ -41,13 +41,21 @@ def parse_args(argv=None):
 
 
 LOAD_EVENTS = """
-INSERT INTO events (id, name, venue, date, ticket_price_cents, currency, total_tickets,
-                    available_tickets, status, created_at, updated_at)
+INSERT INTO events (id, name, venue, date, currency, total_tickets, available_tickets, status,
+                    created_at, updated_at)
 SELECT gen_random_uuid(), 'Event ' || n, 'Arena ' || (n % 50), now() + interval '365 days',
-       5000, 'USD', 1000000, 1000000, 'published',
+       'USD', 1000000, 1000000, 'published',
        timestamptz '2026-01-01' + n * interval '1 minute',
        timestamptz '2026-01-01' + n * interval '1 minute'
 FROM generate_series(1, :events) AS n
+"""
+
+LOAD_TICKET_TYPES = """
+INSERT INTO ticket_types (id, event_id, name, price_cents, sold, min_per_order, max_per_order,
+                          hidden, position, created_at, updated_at)
+SELECT gen_random_uuid(), id, 'General admission', 5000, 0, 1, 10, false, 0, created_at,
+       created_at
+FROM events
 """
 
 LOAD_ORDERS = """
@@ -67,9 +75,18 @@ SELECT gen_random_uuid(),
 FROM e, generate_series(1, :orders) AS n
 """
 
+LOAD_ORDER_ITEMS = """
+INSERT INTO order_items (order_id, ticket_type_id, line, name, quantity, unit_price_cents,
+                         subtotal_cents)
+SELECT o.id, t.id, 1, t.name, o.quantity, o.unit_price_cents, o.total_amount_cents
+FROM orders o JOIN ticket_types t ON t.event_id = o.event_id
+"""
+
 BALANCE_EVENTS = """
+WITH s AS (SELECT event_id, sum(quantity) AS sold FROM orders GROUP BY event_id),
+types AS (UPDATE ticket_types SET sold = s.sold FROM s WHERE ticket_types.event_id = s.event_id)
 UPDATE events SET available_tickets = total_tickets - s.sold
-FROM (SELECT event_id, sum(quantity) AS sold FROM orders GROUP BY event_id) s
+FROM s
 WHERE s.event_id = events.id
 """
 
@@ -80,7 +97,9 @@ def load(url, events, orders):
         started = time.monotonic()
         with engine.begin() as connection:
             connection.execute(sa.text(LOAD_EVENTS), {"events": events})
+            connection.execute(sa.text(LOAD_TICKET_TYPES))
             connection.execute(sa.text(LOAD_ORDERS), {"orders": orders})
+            connection.execute(sa.text(LOAD_ORDER_ITEMS))
             connection.execute(sa.text(BALANCE_EVENTS))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(sa.text("VACUUM ANALYZE"))

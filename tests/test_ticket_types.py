@@ -2,6 +2,7 @@
 several types, what is left, and money in each currency's own minor unit."""
 
 import datetime as dt
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -673,3 +674,42 @@ def test_check_constraints_refuse_bad_ticket_types(dbengine, assignment):
             10,
         )
     assert load_event(dbengine, event.id).total_tickets == 100
+
+
+def test_the_sales_summary_breaks_sales_down_by_type(testapp, dbsession):
+    from ticketing.domain.orders import sales_summary
+
+    event = new_event(testapp)
+    vip = add_type(testapp, event, capacity=20).json["data"]
+    buy(testapp, event, ticket_type_id=vip["id"], quantity=2)
+    cancelled = buy(testapp, event, ticket_type_id=general_admission(event), quantity=3).json
+    buy(testapp, event, ticket_type_id=general_admission(event), quantity=1)
+    testapp.post(f"/api/orders/{cancelled['data']['id']}/cancel")
+
+    summary = sales_summary(dbsession, uuid.UUID(event["id"]))
+
+    assert (summary["tickets_sold"], summary["revenue"], summary["refunded"]) == (
+        3,
+        "290.00",
+        "150.00",
+    )
+    assert summary["ticket_types"] == [
+        {
+            "name": "General admission",
+            "price": "50.00",
+            "capacity": None,
+            "tickets_sold": 1,
+            "available": 97,
+            "revenue": "50.00",
+            "refunded": "150.00",
+        },
+        {
+            "name": "VIP",
+            "price": "120.00",
+            "capacity": 20,
+            "tickets_sold": 2,
+            "available": 18,
+            "revenue": "240.00",
+            "refunded": "0.00",
+        },
+    ]

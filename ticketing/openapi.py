@@ -219,13 +219,14 @@ def _info():
         "title": "Ticketing API",
         "version": package_version,
         "description": (
-            "Organisers create and publish events; buyers purchase general-admission tickets "
-            "(at most 10 per order, safely retried with an idempotency key), and read or "
-            "cancel their orders.\n\n"
+            "Organisers create and publish events and sell several ticket types per event, "
+            "each at its own price and optionally within a capacity of its own inside the "
+            "event's; buyers purchase tickets of one type or several (at most 10 per order, "
+            "safely retried with an idempotency key), and read or cancel their orders.\n\n"
             "* Responses wrap the resource in `data`; lists add `meta.next_cursor`, to pass "
             "back as `cursor` (`null` on the last page).\n"
-            '* Money is a decimal string (`"50.00"`, USD); times are ISO-8601 in UTC with a '
-            "`Z`.\n"
+            "* Money is a decimal string in the event's currency, with the decimals ISO 4217 "
+            'gives it (`"50.00"` USD, `"5000"` JPY); times are ISO-8601 in UTC with a `Z`.\n'
             "* Every error is `application/problem+json` (RFC 9457) with a stable `code`.\n"
             "* Organiser operations need `Authorization: Bearer <key>`.\n"
             "* Rate limits: 100 requests a minute per client, 10 purchases a minute; every "
@@ -497,7 +498,10 @@ def _components():
         "properties": {
             "location": {"type": "string", "example": "body"},
             "field": {"type": "string", "nullable": True, "example": "event.ticket_price"},
-            "message": {"type": "string", "example": "Must have at most two decimal places."},
+            "message": {
+                "type": "string",
+                "example": "Must have at most 2 decimal places in USD.",
+            },
         },
         "additionalProperties": False,
     }
