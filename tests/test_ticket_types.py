@@ -546,42 +546,24 @@ def test_a_yen_event_has_no_decimals_anywhere(testapp, dbengine, gateway):
     assert_books_balance(dbengine, gateway)
 
 
-def test_a_price_must_fit_the_events_currency_at_creation(testapp):
+@pytest.mark.parametrize(
+    ("price", "currency", "field"),
+    [
+        pytest.param("10.50", "JPY", "event.ticket_price", id="decimals-the-currency-lacks"),
+        pytest.param("10", "GBP", "event.currency", id="currency-not-configured"),
+    ],
+)
+def test_an_event_is_created_in_a_configured_currency_its_price_fits(
+    testapp, price, currency, field
+):
+    body = {"name": "N", "venue": "V", "date": future(days=9), "total_tickets": 5}
     response = testapp.post_json(
         "/api/events",
-        {
-            "event": {
-                "name": "N",
-                "venue": "V",
-                "date": future(days=9),
-                "ticket_price": "10.50",
-                "total_tickets": 5,
-                "currency": "JPY",
-            }
-        },
+        {"event": {**body, "ticket_price": price, "currency": currency}},
         headers=ORGANISER,
         status=400,
     )
-    assert_validation_error(response, "event.ticket_price")
-
-
-def test_only_configured_currencies_are_taken(testapp):
-    response = testapp.post_json(
-        "/api/events",
-        {
-            "event": {
-                "name": "N",
-                "venue": "V",
-                "date": future(days=9),
-                "ticket_price": "10",
-                "total_tickets": 5,
-                "currency": "GBP",
-            }
-        },
-        headers=ORGANISER,
-        status=400,
-    )
-    assert_validation_error(response, "event.currency")
+    assert_validation_error(response, field)
 
 
 def test_the_currency_changes_until_something_is_sold(testapp):

@@ -36,16 +36,15 @@ def _count(minimum, **kwargs):
     return _node(colander.Integer(), validator=colander.Range(min=minimum), **kwargs)
 
 
+def _list_of(item, **kwargs):
+    return colander.SequenceSchema(StrictSequence(), item, **kwargs)
+
+
 class TicketTypeSummary(StrictMappingSchema):
     id = _id()
     name = _text(example="General admission")
     price = _text(validator=AMOUNT, example="50.00")
     available = _count(0)
-
-
-class TicketTypeSummaries(colander.SequenceSchema):
-    schema_type = StrictSequence
-    ticket_type = TicketTypeSummary()
 
 
 class EventResource(StrictMappingSchema):
@@ -64,8 +63,9 @@ class EventResource(StrictMappingSchema):
     currency = _text(validator=CURRENCY, example="USD")
     total_tickets = _count(1, description="The event's capacity, shared by all its types.")
     available_tickets = _count(0)
-    ticket_types = TicketTypeSummaries(
-        description="The types buyers can see (organisers: all), in display order."
+    ticket_types = _list_of(
+        TicketTypeSummary(),
+        description="The types buyers can see (organisers: all), in display order.",
     )
     status = _text(
         validator=colander.OneOf([s.value for s in EventStatus]),
@@ -112,17 +112,12 @@ class TypeAvailability(AvailabilityCounts):
     name = _text()
 
 
-class TypeAvailabilities(colander.SequenceSchema):
-    schema_type = StrictSequence
-    ticket_type = TypeAvailability()
-
-
 class AvailabilityResource(StrictMappingSchema):
     component_name = "Availability"
 
     event_id = _id()
     event = AvailabilityCounts()
-    ticket_types = TypeAvailabilities()
+    ticket_types = _list_of(TypeAvailability())
 
 
 class OrderItemResource(StrictMappingSchema):
@@ -131,11 +126,6 @@ class OrderItemResource(StrictMappingSchema):
     quantity = _count(1)
     unit_price = _text(validator=AMOUNT, example="50.00")
     subtotal = _text(validator=AMOUNT, example="100.00")
-
-
-class OrderItems(colander.SequenceSchema):
-    schema_type = StrictSequence
-    item = OrderItemResource()
 
 
 class OrderResource(StrictMappingSchema):
@@ -153,7 +143,7 @@ class OrderResource(StrictMappingSchema):
         description="When every item has the same price; null otherwise.",
     )
     total_amount = _text(validator=AMOUNT, example="100.00")
-    items = OrderItems()
+    items = _list_of(OrderItemResource())
     currency = _text(validator=CURRENCY, example="USD")
     status = _text(
         validator=colander.OneOf([s.value for s in OrderStatus]),
