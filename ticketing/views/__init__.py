@@ -32,7 +32,7 @@ def includeme(config):
     config.get_settings()["handle_exceptions"] = False
     config.include("cornice")
     config.include(".problems")
-    config.scan(".health")
+    config.include(".health")
     config.scan(".events")
     config.include(".orders")
     config.include(".docs")
