@@ -368,7 +368,7 @@ class Answer:
     error: str | None
     retry_after: str | None = None
     body: object = None
-    key: str | None = None
+    base: str | None = None
 
     @property
     def seconds(self):
@@ -436,7 +436,7 @@ class Load:
             answer = self._send(
                 "purchase", "POST", f"{base}/api/events/{self.event_id}/purchase", body, headers
             )
-            answer.key = key
+            answer.base = base
             if answer.status == 201:
                 bought += 1
                 if bought % self.cancel_every == 0:
