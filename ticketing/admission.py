@@ -84,7 +84,7 @@ def includeme(config):
     if not as_bool(settings, "admission.enabled", False):
         return
     config.registry["admission"] = Admission(
-        max_in_progress=as_int(settings, "admission.max_in_progress", 48),
+        max_in_progress=as_int(settings, "admission.max_in_progress", 32),
         max_waiting=as_int(settings, "admission.max_waiting", 16),
         wait_seconds=as_float(settings, "admission.wait_seconds", 0.5),
     )

@@ -96,8 +96,7 @@ def redis_state(probes):
 def get_health(request):
     """Check health
 
-    For load balancers: 200 when the database answers (`status` `degraded` when Redis does not,
-    since the API keeps selling without it), 503 when the database does not. Not rate-limited.
+    For load balancers: 200 when the database answers, 503 when it does not. Not rate-limited.
     """
     probes = request.registry["redis_probes"]
     checks = {} if not probes else {"redis": redis_state(probes)}
