@@ -61,4 +61,4 @@ bench-reads: $(BENCH_STAMP)
 	$(BIN)/python bench/reads.py $(READS_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules *.egg-info .pytest_cache ticketing.sqlite huey.sqlite
+	rm -rf $(VENV) node_modules *.egg-info .pytest_cache ticketing.sqlite huey.sqlite payments-mock.sqlite*

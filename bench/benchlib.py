@@ -59,6 +59,17 @@ def raise_on_termination():
         signal.signal(signum, interrupt)
 
 
+def raise_open_file_limit():
+    """Lift the soft limit on open files to the hard one, for this process and its children:
+    wrk with 1,000 connections (and gunicorn accepting them) needs more than the usual 1,024."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 # --- databases ------------------------------------------------------------------------------------
 
 

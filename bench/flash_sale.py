@@ -13,6 +13,12 @@ every ticket is gone. Then it stops gunicorn gracefully and reads the books back
 whatever its speed. It also measures the database's own ceiling: pgbench running the SQL that one
 purchase issues (recorded from the app itself) against one hot event row.
 
+burst opens 1,000 connections at once on the hot event (--burst-concurrency), buyers who honour
+Retry-After as real clients do, with the purchase's admission control (production.ini) and, in
+burst-no-admission, without it: it shows whether a burst far above capacity sells as fast as C
+buyers do while the buyers let in are answered fast, or turns into a queue that makes everyone
+wait.
+
 hot-slow runs C buyers against a 200 ms gateway; since each buyer waits for its answer, C buyers
 cannot order faster than C / 200 ms (Little's law: 320/s for 64). hot-slow-fed adds the buyers
 that the 0 ms rate keeps waiting on the gateway, so that the server sees as many buyers as at
@@ -56,8 +62,13 @@ def parse_args(argv=None):
     parser.add_argument("--spread-events", type=int, default=100)
     parser.add_argument(
         "--scenarios",
-        default="hot-0ms,hot-3types,hot-slow,hot-slow-fed,spread-0ms",
-        help="comma-separated subset of hot-0ms, hot-3types, hot-slow, hot-slow-fed, spread-0ms",
+        default="hot-0ms,hot-3types,hot-slow,hot-slow-fed,spread-0ms,burst,burst-no-admission",
+        help="comma-separated subset of hot-0ms, hot-3types, hot-slow, hot-slow-fed, "
+        "spread-0ms, burst, burst-no-admission",
+    )
+    parser.add_argument("--burst-concurrency", type=int, default=1000, help="buyers of the bursts")
+    parser.add_argument(
+        "--burst-timeout", type=int, default=10, help="seconds a burst buyer waits for an answer"
     )
     parser.add_argument("--warmup", type=int, default=200, help="warm-up purchases per server")
     parser.add_argument(
@@ -98,6 +109,19 @@ def scenarios(args):
         "hot-slow": {"events": 1, "latency_ms": args.slow_ms},
         "hot-slow-fed": {"events": 1, "latency_ms": args.slow_ms, "fed": True},
         "spread-0ms": {"events": args.spread_events, "latency_ms": 0},
+        "burst": {
+            "events": 1,
+            "latency_ms": 0,
+            "concurrency": args.burst_concurrency,
+            "timeout": args.burst_timeout,
+        },
+        "burst-no-admission": {
+            "events": 1,
+            "latency_ms": 0,
+            "concurrency": args.burst_concurrency,
+            "timeout": args.burst_timeout,
+            "settings": {"admission.enabled": "false"},
+        },
     }
     chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in known]
@@ -134,6 +158,9 @@ def scenario_label(name, spec):
         return f"spread over {spec['events']} events, {spec['latency_ms']} ms"
     if spec.get("fed"):
         return f"hot event, {spec['latency_ms']} ms, C={spec['concurrency']}"
+    if name.startswith("burst"):
+        admission = "no admission control" if spec.get("settings") else "admission control"
+        return f"burst C={spec['concurrency']}, {admission}"
     return f"hot event, {spec['latency_ms']} ms"
 
 
@@ -312,6 +339,7 @@ def run_scenario(args, name, spec, run, databases, workdir, huey_url):
             "payments.mock.latency_ms": spec["latency_ms"],
             "payments.mock.ledger_url": url,
             "huey.name": huey_name,
+            **spec.get("settings", {}),
             **overrides(args),
         },
     )
@@ -352,7 +380,7 @@ def run_scenario(args, name, spec, run, databases, workdir, huey_url):
             "-t", str(concurrency),
             "-c", str(concurrency),
             "-d", f"{args.max_seconds + 120}s",
-            "--timeout", "60s",
+            "--timeout", f"{spec.get('timeout', 60)}s",
             "-s", str(b.BENCH / "purchase.lua"),
             server.base,
         ]  # fmt: skip
@@ -764,6 +792,7 @@ def targets(rows, pgbench):
 
     checks = [
         ("hot orders/s / pgbench hot row (4 clients)", ratio(hot, ceiling), ">= 0.25", 0.25, {}),
+        *burst_checks(by, hot, ratio),
         slow_payment("hot-slow"),
         slow_payment("hot-slow-fed"),
         ("hot orders/s / spread orders/s", ratio(hot, rate("spread-0ms")), ">= 0.8", 0.8, {}),
@@ -774,8 +803,10 @@ def targets(rows, pgbench):
             "name": name,
             "value": value,
             "target": text,
-            "met": None if value is None else value >= at,
-            **extra,
+            "met": None
+            if value is None
+            else (value < extra["below"] if "below" in extra else value >= at),
+            **{key: item for key, item in extra.items() if key != "below"},
         }
         for name, value, text, at, extra in checks
     ]
@@ -798,9 +829,33 @@ def targets(rows, pgbench):
     return out
 
 
+def burst_checks(by, hot, ratio):
+    """The burst rows' targets: accepted purchases' p99 under 1 s, orders/s at least 0.9 of the
+    C-buyer hot row, no client timeouts (``at`` is the bound; the lower-is-better ones are
+    compared as negatives)."""
+    checks = []
+    for name in ("burst", "burst-no-admission"):
+        row = by.get(name)
+        if row is None:
+            continue
+        tag = "admission" if name == "burst" else "no admission"
+        p99 = (row.get("latency_ms") or {}).get("p99")
+        timeouts = (row.get("wrk") or {}).get("errors", {}).get("timeout")
+        rate = row.get("orders_per_s") if row.get("books", {}).get("ok") else None
+        checks += [
+            (f"burst ({tag}): accepted purchases' p99 ms", p99, "< 1000", None, {"below": 1000}),
+            (f"burst ({tag}): orders/s / hot orders/s", ratio(rate, hot), ">= 0.9", 0.9, {}),
+            (f"burst ({tag}): client timeouts", timeouts, "= 0", None, {"below": 1}),
+        ]
+    return checks
+
+
 def main(argv=None):
     args = parse_args(argv)
     b.raise_on_termination()
+    open_files = b.raise_open_file_limit()
+    if open_files < 4 * args.burst_concurrency and "burst" in args.scenarios:
+        b.log(f"only {open_files} open files allowed (ulimit -n): the burst rows may fail")
     run = b.run_id()
     rows = []
     pgbench = None

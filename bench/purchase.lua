@@ -7,6 +7,9 @@
 --   BENCH_RUN     prefix of the idempotency keys (unique per run)
 --   BENCH_OUT     file that done() writes the results to, as JSON
 --
+-- A buyer told 503 with Retry-After (the server's admission control turning a burst away) waits
+-- that long, give or take half, before buying again, as a well-behaved client does.
+--
 -- Each request buys 1..4 tickets (fewer when the event said it has fewer left) of a random event
 -- that is not known to be sold out, with an idempotency key of its own. What any buyer learns
 -- from a 409 (the event's available_tickets) goes on a board shared by all threads, so buyers
@@ -74,6 +77,7 @@ function init(args)
    target = nil    -- index (0-based) of the event the next request buys from
    quantity = 0
    sent_at = 0
+   backoff_ms = 0  -- set by a 503's Retry-After; the next delay() waits it out
 end
 
 local function pick()
@@ -93,7 +97,9 @@ function delay()
    if target == nil then
       return PARKED_MS -- everything is sold out: this buyer is done
    end
-   return 0
+   local wait = backoff_ms
+   backoff_ms = 0
+   return wait
 end
 
 -- ``wanted`` tickets over 1 to #types distinct types (at least one ticket each), as JSON items
@@ -153,6 +159,10 @@ function response(status, response_headers, body)
       last_created = received
    else
       others[#others + 1] = micros
+      local retry_after = tonumber(response_headers["Retry-After"] or "")
+      if status == 503 and retry_after then
+         backoff_ms = math.floor(retry_after * 1000 * (0.5 + math.random()))
+      end
       if status == 409 and target then
          local left = string.match(body or "", '"available_tickets":%s*(%d+)')
          if left then

@@ -1,5 +1,7 @@
-"""A real ``pserve development.ini`` on a free port, on a SQLite file of the test's own, for
-tests that need a server a browser (or any other HTTP client) can reach."""
+"""A real ``pserve development.ini`` on a free port, on SQLite files of the test's own (the app's
+database, the job queue, the mock gateway's ledger), for tests that need a server a browser (or
+any other HTTP client) can reach. Starting it again on the same ``tmp_path`` is a restart: the
+same database and the same ledger."""
 
 import contextlib
 import os
@@ -32,16 +34,35 @@ def _answers(url):
         return False
 
 
+def ini_for_tests(tmp_path, ini):
+    """``ini`` with the mock gateway's ledger moved into ``tmp_path``, so that no test books its
+    charges into the developer's own ledger beside development.ini. Its other sections (server,
+    pshell, logging) are copied as they are."""
+    source = (REPO / ini).resolve()
+    text = source.read_text()
+    app_start = text.index("[app:main]")
+    app_end = text.find("\n[", app_start)
+    wrapper = tmp_path / f"live-{source.name}"
+    wrapper.write_text(
+        f"[app:main]\nuse = config:{source}#main\n"
+        f"payments.mock.ledger_url = sqlite:///{tmp_path / 'payments-mock.sqlite'}\n\n"
+        + (text[app_end + 1 :] if app_end != -1 else "")
+    )
+    return wrapper
+
+
 @contextlib.contextmanager
 def live_server(tmp_path, ini="development.ini"):
-    """Migrate a fresh database, start pserve, yield its base URL; stop it on the way out."""
+    """Migrate the database (a fresh one, the first time), start pserve, yield its base URL; stop
+    it on the way out."""
+    ini = ini_for_tests(tmp_path, ini)
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite'}",
         "HUEY_URL": f"sqlite:///{tmp_path / 'huey.sqlite'}",
     }
     migrated = subprocess.run(
-        [str(BIN / "initialize_ticketing_db"), ini],
+        [str(BIN / "initialize_ticketing_db"), str(ini)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -53,7 +74,7 @@ def live_server(tmp_path, ini="development.ini"):
     log_path = tmp_path / "pserve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(BIN / "pserve"), ini, f"http_port={port}"],
+            [str(BIN / "pserve"), str(ini), f"http_port={port}"],
             cwd=REPO,
             env=env,
             stdout=log,

@@ -23,6 +23,7 @@ from ticketing.adapters.payments import Charge, MockPaymentGateway
 from ticketing.domain.errors import EmailDeliveryError, PaymentDeclined, PaymentUnavailable
 from ticketing.interfaces import IEmailSender, IPaymentGateway
 
+from .live_server import ini_for_tests
 from .plugin_adapters import RecordingEmailSender
 
 REPO = Path(__file__).resolve().parent.parent
@@ -252,14 +253,17 @@ def test_two_apps_from_the_same_settings_share_no_adapter_state(build_app):
     assert first_gateway is not second_gateway
     assert first.registry.getUtility(IEmailSender) is not second.registry.getUtility(IEmailSender)
 
-    first_gateway.charge(5000, "USD", "key-1", "Concert", {})
+    first_charge = first_gateway.charge(5000, "USD", "key-1", "Concert", {})
     first.registry.getUtility(IEmailSender).send(message())
     first_gateway.configure(failure_mode="card_declined")
 
     assert second_gateway.charges == {}
     assert second_gateway.failure_mode is None
     assert second.registry.getUtility(IEmailSender).outbox == []
-    assert second_gateway.charge(5000, "USD", "key-1", "Concert", {}).id == "ch_mock_1"
+    # The same key on the other app is a charge of its own: no replay of the first app's.
+    second_charge = second_gateway.charge(5000, "USD", "key-1", "Concert", {})
+    assert second_charge.id != first_charge.id
+    assert list(second_gateway.charges) == ["key-1"]
 
 
 # --- settings from an ini file reach the instances ------------------------------------------------
@@ -333,6 +337,24 @@ def test_development_ini_builds_a_quiet_mock_gateway_and_the_console_sender():
         assert type(app.registry.getUtility(IEmailSender)) is ConsoleEmailSender
     finally:
         app.registry["dbengine"].dispose()
+
+
+def test_development_ini_keeps_one_ledger_for_the_server_the_worker_and_restarts(tmp_path):
+    # The server, the worker (which settles stale orders from the gateway's books) and the next
+    # start of either each build their own gateway from development.ini: one ledger for all.
+    settings = get_appsettings(str(ini_for_tests(tmp_path, "development.ini")))
+    server, worker = main({}, **settings), main({}, **settings)
+    try:
+        made = server.registry.getUtility(IPaymentGateway).charge(5000, "USD", "k", "Concert", {})
+        worker_gateway = worker.registry.getUtility(IPaymentGateway)
+        assert worker_gateway.shared
+        assert worker_gateway.find_charge("k") == made
+        worker_gateway.refund(made.id, "refund-k")
+        assert server.registry.getUtility(IPaymentGateway).kept_charges() == []
+    finally:
+        for app in (server, worker):
+            app.registry.getUtility(IPaymentGateway).dispose()
+            app.registry["dbengine"].dispose()
 
 
 # --- the mock payment gateway ---------------------------------------------------------------------
@@ -552,3 +574,22 @@ def test_the_console_sender_logs_a_multipart_message(caplog):
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "Two tickets for the Concert." in logged
     assert "<p>" not in logged
+
+
+def test_a_failure_rate_fails_that_share_of_charges_only(gateway):
+    gateway.configure(failure_mode="timeout_after_charge", failure_rate=0.2)
+    outcomes = []
+    for number in range(500):
+        try:
+            charge(gateway, key=f"key-{number}")
+            outcomes.append("ok")
+        except PaymentUnavailable:
+            outcomes.append("timeout")
+    # Every call took the money, as timeout_after_charge does; about one answer in five was lost.
+    assert len(gateway.kept_charges()) == 500
+    assert 50 <= outcomes.count("timeout") <= 150
+
+
+def test_a_failure_rate_outside_zero_to_one_is_refused(gateway):
+    with pytest.raises(ConfigurationError, match="failure rate"):
+        gateway.configure(failure_mode="timeout", failure_rate=1.5)

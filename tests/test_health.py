@@ -5,6 +5,8 @@ from webtest import TestApp
 
 from ticketing import main
 
+from .conftest import REDIS_URL, app_settings
+
 UNREACHABLE_DATABASE = "postgresql+psycopg://root@127.0.0.1:1/nothing"
 
 
@@ -53,3 +55,21 @@ def test_the_app_starts_even_when_the_database_is_down(app_without_database):
     # Building the app connects to nothing; only requests that need the database fail.
     response = app_without_database.get("/nowhere", status=404)
     assert response.json["code"] == "not_found"
+
+
+def redis_app(pg_engine, url):
+    settings = app_settings(pg_engine, **{"huey.immediate": "false", "huey.url": url})
+    return TestApp(main({}, **settings), extra_environ={"HTTP_HOST": "tickets.test"})
+
+
+def test_health_reports_redis_when_the_app_uses_it(pg_engine, redis_prefix):
+    testapp = redis_app(pg_engine, REDIS_URL)
+    body = testapp.get("/api/health", status=200).json
+    assert body == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+
+
+def test_redis_down_is_degraded_but_still_200(pg_engine):
+    # The API sells without Redis (limits fail open, emails wait in the outbox): no 503.
+    testapp = redis_app(pg_engine, "redis://127.0.0.1:1/0")
+    body = testapp.get("/api/health", status=200).json
+    assert body == {"status": "degraded", "checks": {"database": "ok", "redis": "degraded"}}

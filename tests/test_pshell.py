@@ -21,6 +21,7 @@ from ticketing.models import (
 )
 
 from .factories import create_event, create_order, load_event, load_order
+from .live_server import ini_for_tests
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PSHELL = REPO / ".venv" / "bin" / "pshell"
@@ -37,8 +38,10 @@ def database(tmp_path):
 
 def pshell(url, commands):
     environ = dict(os.environ, DATABASE_URL=url, HUEY_URL="memory://")
+    # development.ini, with the mock gateway's ledger beside the test's database.
+    ini = ini_for_tests(pathlib.Path(url.removeprefix("sqlite:///")).parent, "development.ini")
     result = subprocess.run(
-        [str(PSHELL), "development.ini"],
+        [str(PSHELL), str(ini)],
         input=commands,
         capture_output=True,
         text=True,
@@ -81,7 +84,6 @@ def test_publish_sell_summarise_and_cancel_from_the_console(database):
         "tm.commit(); tm.begin()\n"
         "print('ORDER', bought.order.id)\n"
         f"print('SUMMARY', sales_summary('{event.id}'))\n"
-        # The mock gateway's ledger lives in this process: cancel in the same session.
         "cancel_order(bought.order.id)\n",
     )
 

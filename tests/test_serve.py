@@ -73,3 +73,42 @@ def test_create_publish_and_read_back_over_http(server, tmp_path):
     finally:
         engine.dispose()
     assert [tuple(row) for row in rows] == [("Concert", "published")]
+
+
+def published_event(base):
+    date = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).replace(microsecond=0)
+    body = {
+        "event": {
+            "name": "Concert",
+            "venue": "Stadium",
+            "date": date.isoformat().replace("+00:00", "Z"),
+            "ticket_price": "50.00",
+            "total_tickets": 10,
+        }
+    }
+    status, _, created = call("POST", f"{base}/api/events", body)
+    assert status == 201, created
+    event_id = created["data"]["id"]
+    assert call("POST", f"{base}/api/events/{event_id}/publish")[0] == 200
+    return event_id
+
+
+def test_an_order_bought_before_a_restart_is_cancelled_after_it(tmp_path):
+    # The defect a newcomer found: the mock gateway's ledger lived in the server's memory, so
+    # after a restart the refund of an earlier charge failed ("no such charge ch_mock_3").
+    order = {"customer_email": "ann@example.com", "customer_name": "Ann Lee", "quantity": 2}
+    with live_server(tmp_path) as base:
+        event_id = published_event(base)
+        status, _, bought = call("POST", f"{base}/api/events/{event_id}/purchase", {"order": order})
+        assert status == 201, bought
+    first_charge = bought["data"]["payment_reference"]
+
+    with live_server(tmp_path) as base:
+        order_id = bought["data"]["id"]
+        status, _, cancelled = call("POST", f"{base}/api/orders/{order_id}/cancel")
+        assert status == 200, cancelled
+        assert cancelled["data"]["status"] == "cancelled"
+        # Charge ids are unique for ever: a charge after the restart is not the first one's.
+        status, _, again = call("POST", f"{base}/api/events/{event_id}/purchase", {"order": order})
+        assert status == 201, again
+        assert again["data"]["payment_reference"] != first_charge

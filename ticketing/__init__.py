@@ -11,6 +11,7 @@ def main(global_config, **settings):
         config.include(".tweens")
         config.include(".security")
         config.include(".ratelimit")
+        config.include(".admission")
         config.include(".adapters")
         config.include(".jobs")
         config.include(".views")

@@ -4,8 +4,8 @@ Every request under ``/api`` but the health check counts against the general lim
 also counts against the purchase limit. Counts live in ``ratelimit.storage_url`` (``memory://``
 for one process, ``redis://...`` so that every process and host shares them). Responses carry
 the IETF RateLimit draft headers of the tightest policy, and a request over a limit gets 429 with
-``Retry-After``. If the storage cannot be reached the API keeps serving: limits fail open, and
-the failure is logged.
+``Retry-After``. If the storage cannot be reached the API keeps serving: limits fail open, the
+outage is logged when it starts and when it ends, and the storage is tried again every second.
 """
 
 import ipaddress
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 PURCHASE_PATH = re.compile(r"^/api/events/[^/]+/purchase/?$")
 EXEMPT_PATHS = frozenset({"/api/health"})
 STORAGE_TIMEOUT_SECONDS = 0.5
+#: while the storage is down, how long requests go unlimited before one tries it again
+STORAGE_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -128,15 +130,49 @@ class RateLimiter:
         return None, headers
 
 
+class StorageOutage:
+    """Whether the storage is known to be down. While it is, requests skip the limiter for
+    :data:`STORAGE_RETRY_SECONDS` at a time instead of each paying for a failed connection, and
+    the outage is logged once when it starts and once when it ends, not once per request."""
+
+    def __init__(self):
+        self.since = None
+        self.retry_at = 0.0
+
+    def skipping(self, now):
+        return now < self.retry_at
+
+    def failed(self, now, error):
+        if self.since is None:
+            self.since = now
+            log.warning(
+                "rate limit storage unavailable, serving without limits until it answers: %s",
+                error,
+            )
+        self.retry_at = now + STORAGE_RETRY_SECONDS
+
+    def answered(self, now):
+        if self.since is not None:
+            log.warning(
+                "rate limit storage answers again after %.1fs; limits apply", now - self.since
+            )
+            self.since = None
+
+
 def rate_limit_tween_factory(handler, registry):
     limiter = registry["rate_limiter"]
+    outage = StorageOutage()
 
     def rate_limit_tween(request):
+        now = time.monotonic()
+        if outage.skipping(now):
+            return handler(request)
         try:
             broken, headers = limiter.check(request)
         except StorageError as error:
-            log.warning("rate limit storage unavailable, serving without limits: %s", error)
+            outage.failed(now, error)
             return handler(request)
+        outage.answered(now)
         if broken is not None:
             return problem(
                 429,

@@ -8,7 +8,7 @@ import uuid
 from pyramid.tweens import INGRESS
 
 from ticketing.settings import as_int
-from ticketing.views.problems import problem
+from ticketing.views.problems import database_problem, problem
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +50,19 @@ def request_tween_factory(handler, registry):
         else:
             try:
                 response = handler(request)
-            except Exception:
-                log.exception(
-                    "unhandled error on %s %s [request_id=%s]",
-                    request.method,
-                    request.path,
-                    request.request_id,
-                )
-                response = problem(
-                    500, "internal_error", "Internal server error", "The error has been logged."
-                )
+            except Exception as error:
+                # A commit that failed because the database went away surfaces here.
+                response = database_problem(error, request)
+                if response is None:
+                    log.exception(
+                        "unhandled error on %s %s [request_id=%s]",
+                        request.method,
+                        request.path,
+                        request.request_id,
+                    )
+                    response = problem(
+                        500, "internal_error", "Internal server error", "The error has been logged."
+                    )
         if response.status_code >= 500:
             log.error(
                 "%s %s answered %s [request_id=%s]",

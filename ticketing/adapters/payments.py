@@ -3,7 +3,7 @@
 import contextlib
 import datetime as dt
 import functools
-import itertools
+import random
 import threading
 import time
 import uuid
@@ -16,7 +16,7 @@ from zope.interface import implementer
 
 from ticketing.domain.errors import PaymentDeclined, PaymentUnavailable
 from ticketing.interfaces import IPaymentGateway
-from ticketing.settings import as_int
+from ticketing.settings import as_float, as_int
 
 
 @dataclass
@@ -33,12 +33,21 @@ class Charge:
         return self.refund_id is not None
 
 
+def new_charge_id():
+    """A charge id unique for ever, as a real gateway's: a ledger that outlives the process (or
+    a second process on the same ledger) never hands out an id twice."""
+    return f"ch_mock_{uuid.uuid4().hex}"
+
+
+def new_refund_id():
+    return f"re_mock_{uuid.uuid4().hex}"
+
+
 class InMemoryLedger:
     """The mock gateway's book in this process's memory: charges by idempotency key, refund ids
     by refund idempotency key. The charges handed out are the ledger's own objects."""
 
     def __init__(self):
-        self._ids = itertools.count(1)
         self.charges = {}
         self.refunds = {}
 
@@ -46,7 +55,7 @@ class InMemoryLedger:
         existing = self.charges.get(idempotency_key)
         if existing is None:
             existing = Charge(
-                id=f"ch_mock_{next(self._ids)}",
+                id=new_charge_id(),
                 amount_cents=amount_cents,
                 currency=currency,
                 idempotency_key=idempotency_key,
@@ -67,7 +76,7 @@ class InMemoryLedger:
             if charge.refunded:
                 # A second refund with another key: a real gateway refuses it too.
                 raise PaymentUnavailable(f"charge {charge_id} is already refunded")
-            refund_id = f"re_mock_{next(self._ids)}"
+            refund_id = new_refund_id()
             charge.refund_id = refund_id
             self.refunds[idempotency_key] = refund_id
         return refund_id
@@ -86,6 +95,15 @@ class InMemoryLedger:
 #: gateway's bookkeeping costs our database nothing, and the mock's must not steal its flushes.
 #: Its commits are visible at once all the same; only a database crash could lose the last few.
 _NO_FLUSH_WAIT = {"options": "-c synchronous_commit=off"}
+
+
+def _share_sqlite_ledger(dbapi_connection, connection_record):
+    # A SQLite ledger is shared by processes (`make run`'s server and worker): readers must not
+    # wait for a writer (WAL), and a writer waits its turn rather than failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA busy_timeout = 5000")
+    cursor.close()
 
 
 class SqlLedger:
@@ -114,6 +132,8 @@ class SqlLedger:
             max_overflow=max_overflow,
             connect_args=_NO_FLUSH_WAIT if url.startswith("postgresql") else {},
         )
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _share_sqlite_ledger)
         metadata = sa.MetaData()
         self.table = sa.Table(
             self.TABLE,
@@ -177,7 +197,7 @@ class SqlLedger:
         table = self.table
         values = {
             "idempotency_key": idempotency_key,
-            "charge_id": f"ch_mock_{uuid.uuid4().hex}",
+            "charge_id": new_charge_id(),
             "amount_cents": amount_cents,
             "currency": currency,
             "charge_metadata": dict(metadata or {}),
@@ -225,7 +245,7 @@ class SqlLedger:
                     sa.update(table)
                     .where(table.c.charge_id == charge_id, table.c.refund_id.is_(None))
                     .values(
-                        refund_id=f"re_mock_{uuid.uuid4().hex}",
+                        refund_id=new_refund_id(),
                         refund_idempotency_key=idempotency_key,
                         refunded_at=dt.datetime.now(dt.UTC),
                     )
@@ -308,12 +328,17 @@ class MockPaymentGateway:
     - ``server_error``: the gateway answers with an internal error and takes nothing.
 
     ``failure_mode`` applies to charges, ``refund_failure_mode`` to refunds and
-    ``lookup_failure_mode`` to :meth:`find_charge`.
+    ``lookup_failure_mode`` to :meth:`find_charge`; ``failure_rate`` (0 to 1, default 1) is the
+    share of calls that fail so, chosen at random: ``timeout_after_charge`` at 0.2 is a gateway
+    that loses one answer in five under load.
 
     The ledger lives in memory by default, so each application builds its own and no state is
     shared between apps (or tests). With ``ledger_url`` (setting ``payments.mock.ledger_url``, a
     SQL database URL) it lives in that database instead (see :class:`SqlLedger`), shared by every
-    process pointing at it: how a benchmark checks the books of several gunicorn workers.
+    process pointing at it and kept across restarts, as a real gateway's books are: how
+    development's server and worker agree, and how a benchmark checks the books of several
+    gunicorn workers. A ledger database that cannot be reached is a gateway that does not answer
+    (:class:`PaymentUnavailable`).
     """
 
     name = "mock"
@@ -326,12 +351,16 @@ class MockPaymentGateway:
         lookup_failure_mode=None,
         latency_ms=0,
         *,
+        failure_rate=1.0,
         ledger_url=None,
         ledger_pool_size=5,
     ):
         self._lock = threading.Lock()
+        self._random = random.Random()
         self.calls = []
-        self.configure(failure_mode, refund_failure_mode, lookup_failure_mode, latency_ms)
+        self.configure(
+            failure_mode, refund_failure_mode, lookup_failure_mode, latency_ms, failure_rate
+        )
         self.ledger = SqlLedger(ledger_url, ledger_pool_size) if ledger_url else InMemoryLedger()
 
     @classmethod
@@ -341,13 +370,21 @@ class MockPaymentGateway:
             refund_failure_mode=settings.get("payments.mock.refund_failure_mode") or None,
             lookup_failure_mode=settings.get("payments.mock.lookup_failure_mode") or None,
             latency_ms=as_int(settings, "payments.mock.latency_ms", 0),
+            failure_rate=as_float(settings, "payments.mock.failure_rate", 1.0),
             ledger_url=(settings.get("payments.mock.ledger_url") or "").strip() or None,
             ledger_pool_size=as_int(settings, "payments.mock.ledger_pool_size", 5),
         )
 
     def configure(
-        self, failure_mode=None, refund_failure_mode=None, lookup_failure_mode=None, latency_ms=0
+        self,
+        failure_mode=None,
+        refund_failure_mode=None,
+        lookup_failure_mode=None,
+        latency_ms=0,
+        failure_rate=1.0,
     ):
+        if not 0 <= failure_rate <= 1:
+            raise ConfigurationError(f"mock payment failure rate {failure_rate!r} is not in [0, 1]")
         for mode in (failure_mode, refund_failure_mode, lookup_failure_mode):
             if mode is not None and mode not in self.FAILURE_MODES:
                 raise ConfigurationError(
@@ -358,6 +395,7 @@ class MockPaymentGateway:
         self.refund_failure_mode = refund_failure_mode
         self.lookup_failure_mode = lookup_failure_mode
         self.latency_ms = latency_ms
+        self.failure_rate = failure_rate
 
     @property
     def shared(self):
@@ -379,25 +417,27 @@ class MockPaymentGateway:
     ):
         self._wait()
         with self._operation("charge", idempotency_key, amount_cents):
-            self._fail_before("charge", self.failure_mode)
+            mode = self._failing(self.failure_mode)
+            self._fail_before("charge", mode)
             made = self.ledger.charge(amount_cents, currency, idempotency_key, metadata)
-            if self.failure_mode == "timeout_after_charge":
+            if mode == "timeout_after_charge":
                 raise PaymentUnavailable("payment gateway timed out")
             return made
 
     def refund(self, charge_id, idempotency_key):
         self._wait()
         with self._operation("refund", idempotency_key, charge_id):
-            self._fail_before("refund", self.refund_failure_mode)
+            mode = self._failing(self.refund_failure_mode)
+            self._fail_before("refund", mode)
             refund_id = self.ledger.refund(charge_id, idempotency_key)
-            if self.refund_failure_mode == "timeout_after_charge":
+            if mode == "timeout_after_charge":
                 raise PaymentUnavailable("payment gateway timed out")
             return refund_id
 
     def find_charge(self, idempotency_key):
         self._wait()
         with self._operation("find_charge", idempotency_key, None):
-            self._fail_before("find_charge", self.lookup_failure_mode)
+            self._fail_before("find_charge", self._failing(self.lookup_failure_mode))
             return self.ledger.find_charge(idempotency_key)
 
     def kept_charges(self):
@@ -416,7 +456,16 @@ class MockPaymentGateway:
         with contextlib.nullcontext() if self.shared else self._lock:
             if name is not None:
                 self.calls.append((name, *details))
-            yield
+            try:
+                yield
+            except sa.exc.OperationalError as error:
+                raise PaymentUnavailable("payment gateway unreachable") from error
+
+    def _failing(self, mode):
+        """``mode``, for the share of calls ``failure_rate`` says; None for the others."""
+        if mode is None or self.failure_rate >= 1 or self._random.random() < self.failure_rate:
+            return mode
+        return None
 
     def _wait(self):
         if self.latency_ms:

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from zope.sqlalchemy import mark_changed
 
 from ticketing.models import EmailKind, Order, OrderItem, OrderStatus
@@ -331,6 +331,14 @@ def _pay(dbsession, tm, gateway, order, purchase, now):
         _single_statement_phase(dbsession)
         confirmed = _confirm(dbsession, order, charge, now)
         _commit(tm)
+    except (OperationalError, InterfaceError):
+        # The database went away under the confirmation, which it may have committed before the
+        # connection broke: a refund now could leave a confirmed order unpaid (a PostgreSQL crash
+        # mid-sale did). The order keeps its charge; the stale-order sweep confirms it, if the
+        # database has not already, from the gateway's books.
+        log.warning("order %s: database lost while confirming; left for the sweep", order.id)
+        _abort(tm)
+        raise
     except Exception:
         _abort(tm)
         _refund_unconfirmed(dbsession, tm, gateway, order, charge, now)

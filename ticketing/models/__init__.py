@@ -8,7 +8,7 @@ import zope.sqlalchemy
 from sqlalchemy import engine_from_config
 from sqlalchemy.orm import configure_mappers, sessionmaker
 
-from ticketing.settings import require
+from ticketing.settings import as_int, require
 
 from .event import Event, EventStatus
 from .meta import Base
@@ -45,10 +45,18 @@ def normalize_database_url(url):
 
 
 def get_engine(settings, prefix="sqlalchemy."):
+    """The engine of ``prefix`` settings (SQLAlchemy's own), and ``connect_timeout``: seconds a
+    new PostgreSQL connection may take (libpq's, 2 at least), so that a database host that does
+    not answer fails requests fast instead of hanging them."""
     settings = dict(settings)
     url = require(settings, prefix + "url", " (set the DATABASE_URL environment variable)")
     settings[prefix + "url"] = normalize_database_url(url)
-    engine = engine_from_config(settings, prefix)
+    connect_timeout = as_int(settings, prefix + "connect_timeout", 0)
+    settings.pop(prefix + "connect_timeout", None)
+    options = {}
+    if connect_timeout and settings[prefix + "url"].startswith("postgresql"):
+        options["connect_args"] = {"connect_timeout": connect_timeout}
+    engine = engine_from_config(settings, prefix, **options)
     if engine.dialect.name == "sqlite":
         sqlalchemy.event.listen(engine, "connect", _configure_sqlite_connection)
     return engine

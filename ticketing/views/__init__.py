@@ -68,7 +68,7 @@ def includeme(config):
     config.registry["currencies"] = currencies_from(settings)
     config.include("cornice")
     config.include(".problems")
-    config.scan(".health")
+    config.include(".health")
     config.scan(".events")
     config.scan(".ticket_types")
     config.scan(".orders")

@@ -3,6 +3,7 @@ stable ``code`` and, for validation errors, an ``errors`` list naming each field
 
 import logging
 
+import sqlalchemy.exc
 from pyramid.httpexceptions import HTTPException, HTTPMethodNotAllowed, exception_response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
@@ -41,6 +42,9 @@ HTTP_ERROR_CODES = {
     502: "bad_gateway",
     503: "service_unavailable",
 }
+
+#: seconds a client should wait before retrying when the database or the server is overwhelmed
+RETRY_AFTER_SECONDS = 1
 
 
 def problem(status, code, title, detail=None, errors=None, headers=None, **extra):
@@ -159,6 +163,50 @@ def domain_error(exc, request):
     extra = dict(exc.extra)
     headers = extra.pop("headers", None)
     return problem(status, exc.code, exc.title, exc.detail, headers=headers, **extra)
+
+
+def database_problem(exc, request):
+    """The 503 for a database that cannot serve the request, or None for any other error.
+
+    Down, restarting or unreachable (psycopg says OperationalError, or the connection broke
+    under the statement): ``database_unavailable``. Every connection of the pool busy past
+    ``sqlalchemy.pool_timeout``: ``server_busy``. Both are logged in one line, without a
+    traceback: they are the database's state, not a bug, and a crash would log one per request.
+    """
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):
+        code, title = "server_busy", "Server busy"
+        detail = "Every database connection is busy; retry shortly."
+    elif isinstance(exc, sqlalchemy.exc.DBAPIError) and _unreachable(exc):
+        code, title = "database_unavailable", "Database unavailable"
+        detail = "The database does not answer; retry shortly."
+    else:
+        return None
+    log.warning(
+        "%s on %s %s [request_id=%s]: %s",
+        code,
+        request.method,
+        request.path,
+        getattr(request, "request_id", None),
+        str(exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc).splitlines()[0],
+    )
+    return problem(503, code, title, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _unreachable(exc):
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    # Serialization failures and deadlocks (class 40) are OperationalErrors too, but the
+    # database answered: pyramid_retry replays those, and one that is left is a bug.
+    return isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError) and (
+        not sqlstate.startswith("40")
+    )
+
+
+@exception_view_config(sqlalchemy.exc.DBAPIError)
+@exception_view_config(sqlalchemy.exc.TimeoutError)
+def database_error(exc, request):
+    return database_problem(exc, request) or unexpected_error(exc, request)
 
 
 @exception_view_config(Exception)
