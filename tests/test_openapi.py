@@ -234,10 +234,28 @@ def test_each_endpoint_lists_the_statuses_it_can_return(document):
         return {int(status) for status in operation(document, method, path)["responses"]}
 
     assert statuses("GET", "/api/health") == {200, 500, 503}
-    assert statuses("GET", "/api/events/{id}") == {200, 404, 429, 500}
-    assert statuses("POST", "/api/events") == {201, 400, 401, 403, 413, 415, 429, 500}
-    assert statuses("DELETE", "/api/events/{id}") == {204, 401, 403, 404, 409, 429, 500}
-    assert statuses("POST", "/api/orders/{id}/cancel") == {200, 404, 409, 413, 429, 500, 502}
+    # 503: the database does not answer, or the server is at capacity (Retry-After).
+    assert statuses("GET", "/api/events/{id}") == {200, 404, 429, 500, 503}
+    assert statuses("POST", "/api/events") == {201, 400, 401, 403, 413, 415, 429, 500, 503}
+    assert statuses("DELETE", "/api/events/{id}") == {204, 401, 403, 404, 409, 429, 500, 503}
+    assert statuses("POST", "/api/orders/{id}/cancel") == {
+        200,
+        404,
+        409,
+        413,
+        429,
+        500,
+        502,
+        503,
+    }
+    unavailable = operation(document, "POST", "/api/events/{id}/purchase")["responses"]["503"]
+    codes = unavailable["content"]["application/problem+json"]["schema"]["allOf"][1]
+    assert set(codes["properties"]["code"]["enum"]) == {
+        "payment_unavailable",
+        "database_unavailable",
+        "server_busy",
+    }
+    assert "Retry-After" in unavailable["headers"]
     conflict = operation(document, "POST", "/api/events/{id}/publish")["responses"]["409"]
     codes = conflict["content"]["application/problem+json"]["schema"]["allOf"][1]
     assert codes["properties"]["code"]["enum"] == ["event_not_draft", "event_date_passed"]

@@ -38,7 +38,15 @@ FRAMEWORK_PROBLEMS = {
     "unsupported_media_type": "The body was not sent as `application/json`.",
     "rate_limited": "Too many requests; `Retry-After` says when to try again.",
     "internal_error": "An unexpected error; it was logged under the response's `X-Request-Id`.",
+    "database_unavailable": "The database does not answer (down, restarting, unreachable); "
+    "nothing was changed. Retry after `Retry-After` seconds.",
+    "server_busy": "The server is at capacity (every database connection busy, or, on the "
+    "purchase, admission control's limits reached); nothing was started. Retry after "
+    "`Retry-After` seconds.",
 }
+
+#: paths that answer without the database (health reports it: its 503 is its own)
+NO_DATABASE_PATHS = ("/api/health",)
 
 
 @dataclass(frozen=True)
@@ -373,6 +381,9 @@ def _problem_codes(service, method, args, doc, location, content_types):
     if service.path not in EXEMPT_PATHS:
         add(429, "rate_limited")
     add(500, "internal_error")
+    if service.path not in NO_DATABASE_PATHS:
+        add(503, "database_unavailable")
+        add(503, "server_busy")
     from ticketing.views.problems import status_of_domain_error
 
     for error in doc.raises:
@@ -421,10 +432,11 @@ def _problem_response(status, codes):
             "required": True,
             "schema": {"type": "string"},
         }
-    if status == 429 or "request_in_progress" in codes:
+    if status == 429 or "request_in_progress" in codes or "server_busy" in codes:
+        only = {409: "`request_in_progress`", 503: "`database_unavailable` and `server_busy`"}
         headers["Retry-After"] = {
             "description": "Seconds to wait before retrying"
-            + (" (with 409 only for `request_in_progress`)." if status == 409 else "."),
+            + (f" (with {status} for {only[status]})." if status in only else "."),
             "required": status == 429,
             "schema": {"type": "string", "pattern": "^[0-9]+$"},
         }
