@@ -28,18 +28,61 @@ event_bodies = st.fixed_dictionaries(
     {},
     optional={
         "event": st.dictionaries(
-            st.sampled_from(["name", "venue", "date", "ticket_price", "total_tickets", "x"]),
+            st.sampled_from(
+                ["name", "venue", "date", "ticket_price", "currency", "total_tickets", "x"]
+            ),
             field_values,
         )
         | json_values
     },
+)
+type_ids = st.sampled_from(["00000000-0000-4000-8000-000000000000", "not-a-uuid", ""]) | st.uuids(
+    version=4
+).map(str)
+item_lists = st.lists(
+    st.fixed_dictionaries(
+        {}, optional={"ticket_type_id": type_ids | json_values, "quantity": field_values}
+    ),
+    max_size=4,
 )
 order_bodies = st.fixed_dictionaries(
     {},
     optional={
         "order": st.dictionaries(
             st.sampled_from(
-                ["customer_email", "customer_name", "quantity", "idempotency_key", "payment_method"]
+                [
+                    "customer_email",
+                    "customer_name",
+                    "quantity",
+                    "ticket_type_id",
+                    "items",
+                    "idempotency_key",
+                    "payment_method",
+                ]
+            ),
+            field_values | item_lists | type_ids,
+        )
+        | json_values
+    },
+)
+ticket_type_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "ticket_type": st.dictionaries(
+            st.sampled_from(
+                [
+                    "name",
+                    "description",
+                    "price",
+                    "capacity",
+                    "sales_start",
+                    "sales_end",
+                    "min_per_order",
+                    "max_per_order",
+                    "hidden",
+                    "position",
+                    "x",
+                ]
             ),
             field_values,
         )
@@ -76,3 +119,19 @@ def test_purchase_never_answers_5xx(testapp, dbengine, body):
         status="*",
     )
     assert response.status_int < 500, response.text
+
+
+@FUZZ
+@given(body=st.one_of(ticket_type_bodies, json_values))
+def test_ticket_type_endpoints_never_answer_5xx(testapp, dbengine, body):
+    event = create_event(dbengine)
+    raw = json.dumps(body)
+    collection = f"/api/events/{event.id}/ticket-types"
+    for method, path in (
+        ("POST", collection),
+        ("PUT", f"{collection}/{event.ticket_types[0].id}"),
+    ):
+        response = testapp.request(
+            path, method=method, body=raw.encode(), content_type="application/json", status="*"
+        )
+        assert response.status_int < 500, response.text
