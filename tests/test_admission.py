@@ -18,16 +18,17 @@ from .factories import assert_books_balance, create_event
 
 def test_a_place_is_given_while_there_is_one():
     admission = Admission(max_in_progress=2, max_waiting=0, wait_seconds=0)
-    assert admission.enter() and admission.enter()
+    first = admission.enter()
+    assert first and admission.enter()
     assert not admission.enter()
-    admission.leave()
+    admission.leave(first)
     assert admission.enter()
 
 
 def test_a_waiting_purchase_gets_the_place_that_frees_up_in_time():
     admission = Admission(max_in_progress=1, max_waiting=1, wait_seconds=2)
-    assert admission.enter()
-    threading.Timer(0.1, admission.leave).start()
+    place = admission.enter()
+    threading.Timer(0.1, admission.leave, (place,)).start()
     started = time.monotonic()
     assert admission.enter()
     assert time.monotonic() - started < 1
@@ -42,15 +43,114 @@ def test_a_purchase_that_cannot_start_within_the_deadline_is_refused():
 
 def test_beyond_the_waiting_line_the_refusal_is_immediate():
     admission = Admission(max_in_progress=1, max_waiting=1, wait_seconds=5)
-    assert admission.enter()
+    place = admission.enter()
     with ThreadPoolExecutor(1) as pool:
         waiter = pool.submit(admission.enter)
         time.sleep(0.1)
         started = time.monotonic()
         assert not admission.enter()
         assert time.monotonic() - started < 0.1
-        admission.leave()
+        admission.leave(place)
         assert waiter.result(timeout=5)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def timed_purchases(admission, clock, count, seconds, at_once=1):
+    """``count`` rounds of ``at_once`` purchases running together, each taking ``seconds``."""
+    for _ in range(count):
+        places = [admission.enter() for _ in range(at_once)]
+        assert None not in places
+        clock.now += seconds
+        for place in places:
+            admission.leave(place)
+
+
+def queueing(admission, clock, rounds, service_seconds):
+    """Rounds of as many purchases as the limit lets in, all queueing for one resource that
+    serves each in ``service_seconds``: the more at once, the longer each takes."""
+    for _ in range(rounds):
+        at_once = max(int(admission.limit), admission.min_in_progress)
+        timed_purchases(admission, clock, 1, service_seconds * at_once, at_once=at_once)
+
+
+def test_the_limit_settles_where_purchases_stop_queueing():
+    clock = Clock()
+    admission = Admission(
+        max_in_progress=32, max_waiting=0, wait_seconds=0, min_in_progress=4, clock=clock
+    )
+    timed_purchases(admission, clock, 5, 0.02)  # 20 ms when alone
+    assert admission.limit == 32
+
+    # 32 at once take 32 x 20 ms: they only queue. The limit comes down to where a purchase
+    # takes about twice (plus 50 ms) what it takes with few at once, and stays there.
+    queueing(admission, clock, 200, 0.02)
+    settled = admission.limit
+    assert 4 <= settled <= 12
+    queueing(admission, clock, 200, 0.02)
+    assert abs(admission.limit - settled) <= 4
+
+    timed_purchases(admission, clock, 2000, 0.02, at_once=4)  # no more queueing
+    assert admission.limit == 32
+
+
+def test_a_slow_gateway_keeps_the_limit_high():
+    """Purchases that spend 200 ms on the gateway are slow, but 30 at once are not queueing."""
+    clock = Clock()
+    admission = Admission(max_in_progress=32, max_waiting=0, wait_seconds=0, clock=clock)
+    timed_purchases(admission, clock, 5, 0.22)
+    timed_purchases(admission, clock, 100, 0.24, at_once=30)
+    assert admission.limit == 32
+
+
+def test_the_limit_decides_who_gets_in():
+    admission = Admission(max_in_progress=8, max_waiting=0, wait_seconds=0, min_in_progress=2)
+    admission.limit = 2.7  # as queueing left it
+    places = [admission.enter(), admission.enter()]
+    assert None not in places and admission.enter() is None
+    admission.leave(places[0])
+    assert admission.enter() is not None
+
+
+def test_retry_after_grows_with_the_share_turned_away():
+    clock = Clock()
+    admission = Admission(
+        max_in_progress=1, max_waiting=0, wait_seconds=0, retry_after_seconds=1, clock=clock
+    )
+    assert admission.retry_after() == 1
+    holder = admission.enter()
+    for _ in range(50):
+        assert admission.enter() is None  # 50 turned away...
+    clock.now += 0.5
+    admission.leave(holder)
+    timed_purchases(admission, clock, 9, 0.001)  # ...while 10 were sold
+    clock.now += 1
+    timed_purchases(admission, clock, 1, 0.001)  # a new second: the last one is measured
+    assert admission.retry_after() == 6  # 1 x (1 + 50 / 10)
+    clock.now += 1
+    timed_purchases(admission, clock, 1, 0.001)
+    assert admission.retry_after() == 1  # a calm second
+
+
+def test_turned_away_purchases_are_summarised_not_logged_one_by_one(pg_engine, caplog):
+    app = admitting_app(pg_engine, **{"admission.max_waiting": "0"})
+    testapp = TestApp(app)
+    event = create_event(pg_engine, total_tickets=100)
+    admission = app.registry["admission"]
+    admission.min_in_progress = admission.max_in_progress
+    held = [admission.enter(), admission.enter()]
+    with caplog.at_level("WARNING"):
+        for number in range(5):
+            assert buy(testapp, event, number).status_int == 503
+    assert not [r for r in caplog.records if "answered 503" in r.getMessage()]
+    for place in held:
+        admission.leave(place)
 
 
 def admitting_app(pg_engine, **overrides):
@@ -101,7 +201,8 @@ def test_a_refused_purchase_costs_no_sql(pg_engine):
     testapp = TestApp(app)
     event = create_event(pg_engine, total_tickets=100)
     admission = app.registry["admission"]
-    assert admission.enter() and admission.enter()  # two purchases in progress elsewhere
+    held = [admission.enter(), admission.enter()]  # two purchases in progress elsewhere
+    assert None not in held
     statements = []
 
     def count(*args):
@@ -113,7 +214,7 @@ def test_a_refused_purchase_costs_no_sql(pg_engine):
     finally:
         sa.event.remove(pg_engine, "before_cursor_execute", count)
     assert statements == []
-    admission.leave()
+    admission.leave(held[0])
     assert buy(testapp, event).status_int == 201
 
 

@@ -1,69 +1,182 @@
 """Admission control for the purchase path, per process.
 
 A burst far above what the server can sell must not turn into a queue that makes every buyer
-wait (and time out). At most ``admission.max_in_progress`` purchases run at once in a process; up
-to ``admission.max_waiting`` more wait for a turn, each at most ``admission.wait_seconds``. A
+wait (and time out). At most a limit of purchases run at once in a process; up to
+``admission.max_waiting`` more wait for a turn, each at most ``admission.wait_seconds``. A
 purchase that cannot start within that gets 503 ``server_busy`` with ``Retry-After`` at once,
 having cost nothing: the check runs before the transaction begins and issues no SQL.
 
-Settings (production.ini): ``admission.enabled`` (off unless set), ``admission.max_in_progress``,
-``admission.max_waiting``, ``admission.wait_seconds``, ``admission.retry_after_seconds``.
+The limit adapts, between ``admission.min_in_progress`` and ``admission.max_in_progress``, to
+how long purchases take: how many may usefully run at once depends on where their time goes. With
+a fast gateway a purchase is CPU and database work, and past a few at once they only queue for
+the pool's connections (every one slower, none sold sooner); with a 200 ms gateway most of them
+sleep on the gateway, holding neither, and dozens at once are what keep the server busy. So, as
+TCP Vegas and Netflix's concurrency limits do, the limit grows by one per round of purchases that
+take no more than ``admission.latency_tolerance`` times what a purchase takes when few run at
+once (plus 50 ms), and shrinks by a tenth, at most once a round, when they take longer. What "few
+at once" take is learnt only from purchases that ran with at most ``min_in_progress`` others, so
+a long queue never becomes the measure of quick.
+
+``Retry-After`` grows with the load too: the base (``admission.retry_after_seconds``) times one
+plus the purchases turned away per purchase finished in the last second, so that a thousand
+buyers told to come back are spread over the seconds the server needs to serve them instead of
+returning together, each costing a turn to be refused again. Turned-away purchases are logged in
+one line every 10 seconds, not one each.
+
+Settings (production.ini): ``admission.enabled`` (off unless set), ``admission.min_in_progress``,
+``admission.max_in_progress``, ``admission.max_waiting``, ``admission.wait_seconds``,
+``admission.latency_tolerance``, ``admission.retry_after_seconds``.
 """
 
+import logging
+import math
 import threading
 import time
 
 from ticketing.ratelimit import PURCHASE_PATH
 from ticketing.settings import as_bool, as_float, as_int
+from ticketing.tweens import SHED
 from ticketing.views.problems import problem
+
+log = logging.getLogger(__name__)
+
+#: a purchase this much over tolerance is still "quick": noise, not queueing
+LATENCY_SLACK_SECONDS = 0.05
+#: weight of each new purchase in the running average of what few at once take
+UNLOADED_WEIGHT = 0.2
+DECREASE = 0.9
+MAX_RETRY_AFTER_SECONDS = 30
+SHED_LOG_EVERY_SECONDS = 10
 
 
 class Admission:
-    """A counting gate with a bounded, deadline-limited waiting line."""
+    """A counting gate with an adaptive limit and a bounded, deadline-limited waiting line."""
 
-    def __init__(self, max_in_progress, max_waiting, wait_seconds):
+    def __init__(
+        self,
+        max_in_progress,
+        max_waiting,
+        wait_seconds,
+        *,
+        min_in_progress=1,
+        latency_tolerance=2.0,
+        retry_after_seconds=1,
+        clock=time.monotonic,
+    ):
         self.max_in_progress = max_in_progress
+        self.min_in_progress = min(min_in_progress, max_in_progress)
         self.max_waiting = max_waiting
         self.wait_seconds = wait_seconds
+        self.latency_tolerance = latency_tolerance
+        self.retry_after_seconds = retry_after_seconds
+        self.clock = clock
+        self.limit = float(max_in_progress)
         self.in_progress = 0
         self.waiting = 0
         self._turn = threading.Condition()
+        now = clock()
+        self._unloaded = None  # seconds a purchase takes with few at once; unknown at first
+        self._last_decrease = now
+        self._second_started = now
+        self._shed = self._finished = 0
+        self._load = 0.0  # turned away per finished, over the last whole second
+        self._shed_logged_at = now
+        self._shed_since_log = 0
 
     def enter(self):
-        """Take a place (True), or say the purchase cannot start in time (False)."""
+        """Take a place and return it (pass it to :meth:`leave`), or None: the purchase cannot
+        start in time and should be turned away."""
         with self._turn:
-            if self.in_progress < self.max_in_progress and not self.waiting:
-                self.in_progress += 1
-                return True
+            if self._has_room() and not self.waiting:
+                return self._take()
             if self.waiting >= self.max_waiting:
-                return False
+                return self._turn_away()
             self.waiting += 1
             try:
-                deadline = time.monotonic() + self.wait_seconds
-                while self.in_progress >= self.max_in_progress:
-                    left = deadline - time.monotonic()
+                deadline = self.clock() + self.wait_seconds
+                while not self._has_room():
+                    left = deadline - self.clock()
                     if left <= 0:
-                        return False
+                        return self._turn_away()
                     self._turn.wait(left)
-                self.in_progress += 1
-                return True
+                return self._take()
             finally:
                 self.waiting -= 1
 
-    def leave(self):
+    def leave(self, place):
+        """Give back the place :meth:`enter` gave; the purchase's time tunes the limit."""
+        entered_at, alongside = place
         with self._turn:
+            now = self.clock()
+            self._count_second(now)
+            self._finished += 1
+            # It ran with at least as many as were in progress when it came or when it went.
+            self._adapt(now - entered_at, max(alongside, self.in_progress), now)
             self.in_progress -= 1
             self._turn.notify()
+
+    def retry_after(self):
+        """Whole seconds a turned-away buyer should wait, more the more are turned away."""
+        with self._turn:
+            seconds = math.ceil(self.retry_after_seconds * (1 + self._load))
+        return min(max(seconds, 1), MAX_RETRY_AFTER_SECONDS)
+
+    def _has_room(self):
+        return self.in_progress < max(int(self.limit), self.min_in_progress)
+
+    def _take(self):
+        self.in_progress += 1
+        return (self.clock(), self.in_progress)
+
+    def _turn_away(self):
+        now = self.clock()
+        self._count_second(now)
+        self._shed += 1
+        self._shed_since_log += 1
+        if now - self._shed_logged_at >= SHED_LOG_EVERY_SECONDS:
+            log.warning(
+                "admission control turned %d purchases away in the last %.0f s "
+                "(limit %d in progress, %d waiting)",
+                self._shed_since_log,
+                now - self._shed_logged_at,
+                int(self.limit),
+                self.max_waiting,
+            )
+            self._shed_logged_at, self._shed_since_log = now, 0
+        return None
+
+    def _count_second(self, now):
+        if now - self._second_started >= 1:
+            self._load = self._shed / max(self._finished, 1)
+            self._second_started, self._shed, self._finished = now, 0, 0
+
+    def _adapt(self, latency, alongside, now):
+        if alongside <= self.min_in_progress:
+            self._unloaded = (
+                latency
+                if self._unloaded is None
+                else self._unloaded + UNLOADED_WEIGHT * (latency - self._unloaded)
+            )
+        if self._unloaded is None:
+            return
+        tolerated = self._unloaded * self.latency_tolerance + LATENCY_SLACK_SECONDS
+        if latency <= tolerated:
+            self.limit = min(float(self.max_in_progress), self.limit + 1 / self.limit)
+        elif now - self._last_decrease >= tolerated:
+            self.limit = max(float(self.min_in_progress), self.limit * DECREASE)
+            self._last_decrease = now
 
 
 def admission_tween_factory(handler, registry):
     admission = registry["admission"]
-    retry_after = str(as_int(registry.settings, "admission.retry_after_seconds", 1))
 
     def admission_tween(request):
         if request.method != "POST" or not PURCHASE_PATH.match(request.path):
             return handler(request)
-        if not admission.enter():
+        place = admission.enter()
+        if place is None:
+            request.environ[SHED] = True
+            retry_after = str(admission.retry_after())
             return problem(
                 503,
                 "server_busy",
@@ -74,7 +187,7 @@ def admission_tween_factory(handler, registry):
         try:
             return handler(request)
         finally:
-            admission.leave()
+            admission.leave(place)
 
     return admission_tween
 
@@ -87,6 +200,9 @@ def includeme(config):
         max_in_progress=as_int(settings, "admission.max_in_progress", 32),
         max_waiting=as_int(settings, "admission.max_waiting", 16),
         wait_seconds=as_float(settings, "admission.wait_seconds", 0.5),
+        min_in_progress=as_int(settings, "admission.min_in_progress", 4),
+        latency_tolerance=as_float(settings, "admission.latency_tolerance", 2.0),
+        retry_after_seconds=as_int(settings, "admission.retry_after_seconds", 1),
     )
     # Inside the rate limits (a limited client takes no place) and outside the transaction (a
     # refused purchase opens none).
