@@ -118,24 +118,34 @@ def test_the_limit_decides_who_gets_in():
     assert admission.enter() is not None
 
 
-def test_retry_after_grows_with_the_share_turned_away():
+def a_second(admission, clock, turned_away, sold):
+    """A second in which ``turned_away`` purchases are refused while ``sold`` finish."""
+    holder = admission.enter()
+    for _ in range(turned_away):
+        assert admission.enter() is None
+    admission.leave(holder)
+    timed_purchases(admission, clock, sold - 1, 0.001)
+    clock.now += 1
+
+
+def test_retry_after_follows_the_share_turned_away():
     clock = Clock()
     admission = Admission(
         max_in_progress=1, max_waiting=0, wait_seconds=0, retry_after_seconds=1, clock=clock
     )
     assert admission.retry_after() == 1
-    holder = admission.enter()
-    for _ in range(50):
-        assert admission.enter() is None  # 50 turned away...
-    clock.now += 0.5
-    admission.leave(holder)
-    timed_purchases(admission, clock, 9, 0.001)  # ...while 10 were sold
-    clock.now += 1
-    timed_purchases(admission, clock, 1, 0.001)  # a new second: the last one is measured
-    assert admission.retry_after() == 6  # 1 x (1 + 50 / 10)
-    clock.now += 1
-    timed_purchases(admission, clock, 1, 0.001)
-    assert admission.retry_after() == 1  # a calm second
+    seconds = []
+    for _ in range(6):
+        a_second(admission, clock, turned_away=50, sold=10)  # five turned away per sale
+        seconds.append(admission.retry_after())
+    assert seconds == [1, 2, 4, 8, 16, 30]  # doubling each second, up to 30 s
+    a_second(admission, clock, turned_away=10, sold=10)  # as many turned away as sold: holds
+    a_second(admission, clock, turned_away=10, sold=10)
+    assert admission.retry_after() == 30
+    for expected in (15, 8, 4, 2, 1, 1):
+        a_second(admission, clock, turned_away=0, sold=10)  # calm: halving back to the base
+        a_second(admission, clock, turned_away=0, sold=1)
+        assert admission.retry_after() <= expected
 
 
 def test_turned_away_purchases_are_summarised_not_logged_one_by_one(pg_engine, caplog):

@@ -17,10 +17,11 @@ once (plus 50 ms), and shrinks by a tenth, at most once a round, when they take 
 at once" take is learnt only from purchases that ran with at most ``min_in_progress`` others, so
 a long queue never becomes the measure of quick.
 
-``Retry-After`` grows with the load too: the base (``admission.retry_after_seconds``) times one
-plus the purchases turned away per purchase finished in the last second, so that a thousand
-buyers told to come back are spread over the seconds the server needs to serve them instead of
-returning together, each costing a turn to be refused again. Turned-away purchases are logged in
+``Retry-After`` follows the load too, so that a thousand buyers told to come back are spread
+over the seconds the server needs to serve them instead of returning together, each costing a
+turn to be refused again: every second, while more purchases were turned away than finished, it
+grows by that ratio (at most doubling), and while fewer than half as many were, it halves, never
+below ``admission.retry_after_seconds`` nor above 30 s. Turned-away purchases are logged in
 one line every 10 seconds, not one each.
 
 Settings (production.ini): ``admission.enabled`` (off unless set), ``admission.min_in_progress``,
@@ -79,7 +80,7 @@ class Admission:
         self._last_decrease = now
         self._second_started = now
         self._shed = self._finished = 0
-        self._load = 0.0  # turned away per finished, over the last whole second
+        self._retry_after = float(retry_after_seconds)
         self._shed_logged_at = now
         self._shed_since_log = 0
 
@@ -118,8 +119,7 @@ class Admission:
     def retry_after(self):
         """Whole seconds a turned-away buyer should wait, more the more are turned away."""
         with self._turn:
-            seconds = math.ceil(self.retry_after_seconds * (1 + self._load))
-        return min(max(seconds, 1), MAX_RETRY_AFTER_SECONDS)
+            return math.ceil(self._retry_after)
 
     def _has_room(self):
         return self.in_progress < max(int(self.limit), self.min_in_progress)
@@ -146,9 +146,17 @@ class Admission:
         return None
 
     def _count_second(self, now):
-        if now - self._second_started >= 1:
-            self._load = self._shed / max(self._finished, 1)
-            self._second_started, self._shed, self._finished = now, 0, 0
+        if now - self._second_started < 1:
+            return
+        turned_away_per_finished = self._shed / max(self._finished, 1)
+        if turned_away_per_finished > 1:
+            self._retry_after *= min(turned_away_per_finished, 2)
+        elif turned_away_per_finished < 0.5:
+            self._retry_after /= 2
+        self._retry_after = min(
+            max(self._retry_after, self.retry_after_seconds), MAX_RETRY_AFTER_SECONDS
+        )
+        self._second_started, self._shed, self._finished = now, 0, 0
 
     def _adapt(self, latency, alongside, now):
         if alongside <= self.min_in_progress:
