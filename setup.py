@@ -67,6 +67,7 @@ setup(
         "console_scripts": [
             "initialize_ticketing_db = ticketing.scripts.initialize_db:main",
             "ticketing_worker = ticketing.scripts.worker:main",
+            "ticketing_keys = ticketing.scripts.keys:main",
         ],
     },
 )

@@ -6,6 +6,7 @@ import uuid
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from ticketing.domain import api_keys
 from ticketing.models import (
     Event,
     EventStatus,
@@ -193,3 +194,15 @@ def _assert_types_balance(session):
     ).all()
     for order_id, quantity, total, items_quantity, items_total in orders:
         assert (quantity, total) == (items_quantity, items_total), f"order {order_id}'s items"
+
+
+def create_key(engine, scope="admin", name="Test key", event_ids=None, revoked=False):
+    """An API key of ``scope`` in the database, and the key itself (for a Bearer header)."""
+    now = dt.datetime.now(dt.UTC)
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        key, secret = api_keys.create_key(
+            session, name=name, scope=scope, event_ids=event_ids, now=now
+        )
+        if revoked:
+            key.revoked_at = now
+    return key, secret

@@ -6,7 +6,8 @@ know is declared next to each view with :func:`api_doc`: the success responses (
 schemas of their own, in ``ticketing.views.serialize``) and the domain errors the view can raise,
 whose HTTP status comes from the same table that renders them (``views.problems``). Statuses that
 follow from the service itself are added here: 400 for a schema, 415 for a content type, 401/403
-for the organiser permission, 413 for a body, 429 for rate-limited paths, 500 everywhere.
+for a permission (with the key scopes that hold it, as ``x-scopes``), 413 for a body, 429 for
+rate-limited paths, 500 everywhere.
 
 cornice_swagger was not used: it emits Swagger 2.0 only and does not know our strict types.
 """
@@ -18,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 import colander
 
 from ticketing.ratelimit import EXEMPT_PATHS
-from ticketing.security import ORGANISE
+from ticketing.security import READ, SCOPES_OF
 
 OPENAPI_VERSION = "3.0.3"
 SECURITY_SCHEME = "organiserKey"
@@ -33,7 +34,9 @@ FRAMEWORK_PROBLEMS = {
     "validation_failed": "The request does not match the schema; `errors` names each field.",
     "malformed_json": "The body is not JSON.",
     "unauthorized": "No API key (`Authorization: Bearer <key>`) was sent.",
+    "key_revoked": "The API key was revoked.",
     "forbidden": "The API key is not valid.",
+    "insufficient_scope": "The key's scope does not cover this operation; `scope` is the key's.",
     "payload_too_large": "The body is over the size limit (64 KiB by default).",
     "unsupported_media_type": "The body was not sent as `application/json`.",
     "rate_limited": "Too many requests; `Retry-After` says when to try again.",
@@ -236,7 +239,9 @@ def _info():
             "* Money is a decimal string in the event's currency, with the decimals ISO 4217 "
             'gives it (`"50.00"` USD, `"5000"` JPY); times are ISO-8601 in UTC with a `Z`.\n'
             "* Every error is `application/problem+json` (RFC 9457) with a stable `code`.\n"
-            "* Organiser operations need `Authorization: Bearer <key>`.\n"
+            "* Organiser operations need `Authorization: Bearer <key>`, with a key whose scope "
+            "covers them (`x-scopes`): `admin` for everything, `read` for lists and what "
+            "buyers may not see, `checkin` for check-in.\n"
             "* Rate limits: 100 requests a minute per client, 10 purchases a minute; every "
             "response under `/api` but the health check carries `RateLimit` and "
             "`RateLimit-Policy` headers, and a request over a limit gets 429 with "
@@ -304,10 +309,14 @@ def _operation(service, method, view, args, request):
             response.pop("content", None)
     operation["responses"] = responses
 
-    if args.get("permission") == ORGANISE:
+    permission = args.get("permission")
+    if permission in SCOPES_OF:
         operation["security"] = [{SECURITY_SCHEME: []}]
+        operation["x-scopes"] = [str(scope) for scope in SCOPES_OF[permission]]
     elif doc.optional_auth:
+        # Such views show more to those who may read everything (drafts, hidden types).
         operation["security"] = [{}, {SECURITY_SCHEME: []}]
+        operation["x-scopes"] = [str(scope) for scope in SCOPES_OF[READ]]
     else:
         operation["security"] = []
     return operation
@@ -371,9 +380,11 @@ def _problem_codes(service, method, args, doc, location, content_types):
         add(400, "validation_failed")
     if location == "body":
         add(400, "malformed_json")
-    if args.get("permission") == ORGANISE:
+    if args.get("permission") in SCOPES_OF:
         add(401, "unauthorized")
+        add(401, "key_revoked")
         add(403, "forbidden")
+        add(403, "insufficient_scope")
     if method in BODY_METHODS:
         add(413, "payload_too_large")
     if content_types:
@@ -530,9 +541,12 @@ def _components():
             SECURITY_SCHEME: {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "An organiser API key (`ticketing.api_keys`, in production "
-                "`TICKETING_API_KEYS`). Without one: 401 `unauthorized`; a wrong one: 403 "
-                "`forbidden`.",
+                "description": "An organiser API key: one made with `POST /api/keys` (or "
+                "`ticketing_keys`), whose scope (admin, read or checkin) must cover the "
+                "operation (its `x-scopes`), or one of the setting `ticketing.api_keys` (in "
+                "production `TICKETING_API_KEYS`), which are admin keys. Without one: 401 "
+                "`unauthorized`; a revoked one: 401 `key_revoked`; a wrong one: 403 "
+                "`forbidden`; one of another scope: 403 `insufficient_scope`.",
             }
         },
     }

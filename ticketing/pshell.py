@@ -10,9 +10,10 @@ import functools
 import uuid
 
 from ticketing import models
-from ticketing.domain import events, orders, outbox
+from ticketing.domain import api_keys, events, orders, outbox
 from ticketing.interfaces import IEmailSender, IPaymentGateway
 from ticketing.models.types import utcnow
+from ticketing.views.serialize import key_json
 
 
 def setup(env):
@@ -74,6 +75,25 @@ def setup(env):
         """Tickets, orders and money of one event."""
         return orders.sales_summary(dbsession, uuid.UUID(str(event_id)))
 
+    @committing
+    def create_key(name, scope, event_ids=None):
+        """Make an API key (admin, read or checkin; checkin optionally for some event ids); its
+        ``secret`` is shown this once (commits)."""
+        ids = None if event_ids is None else [uuid.UUID(str(each)) for each in event_ids]
+        key, secret = api_keys.create_key(
+            dbsession, name=name, scope=scope, event_ids=ids, now=utcnow()
+        )
+        return key_json(key, secret)
+
+    def list_keys():
+        """Every API key, revoked ones too (never the keys themselves)."""
+        return [key_json(key) for key in api_keys.list_keys(dbsession)]
+
+    @committing
+    def revoke_key(key_id):
+        """Revoke an API key at once (commits)."""
+        return key_json(api_keys.revoke_key(dbsession, uuid.UUID(str(key_id)), now=utcnow()))
+
     env.update(
         tm=tm,
         dbsession=dbsession,
@@ -88,6 +108,9 @@ def setup(env):
         settle_stale_orders=settle_stale_orders,
         failed_emails=failed_emails,
         sales_summary=sales_summary,
+        create_key=create_key,
+        list_keys=list_keys,
+        revoke_key=revoke_key,
     )
     try:
         yield

@@ -1,26 +1,89 @@
-"""Who may do what: organisers hold an API key, buyers need none.
+"""Who may do what: organisers hold an API key with a scope, buyers need none.
 
-Organiser operations (creating, changing, deleting and publishing events, listing all orders)
-need ``Authorization: Bearer <key>`` with one of the keys in ``ticketing.api_keys``
-(whitespace-separated, so keys can be rotated by listing old and new together; production reads
-them from ``TICKETING_API_KEYS``). Keys are compared in constant time. Buyers browse published
-events, buy, and read or cancel their own order by its unguessable UUID.
+A key is sent as ``Authorization: Bearer <key>``. Its scope says what it may do:
 
-``ticketing.require_api_key = false`` (development.ini only) makes every caller an organiser, so
-the README's curl examples work as written.
+- ``admin``: everything an organiser does (``ORGANISE``, and ``READ`` and ``CHECK_IN`` too);
+- ``read``: lists, exports and stats, and what buyers may not see (drafts, hidden ticket
+  types), changing nothing (``READ``);
+- ``checkin``: check-in at the door only (``CHECK_IN``), optionally at listed events only.
+
+Views declare the permission they need (``permission=ORGANISE``, ``READ`` or ``CHECK_IN``);
+those that show organisers more than buyers ask :func:`sees_everything`. A view that checks in
+at one event declares ``CHECK_IN`` with a context that has an ``event_id`` (:class:`EventContext`,
+as the service's factory or in ``request.has_permission(CHECK_IN, EventContext(event_id))``),
+so a checkin key limited to other events is refused.
+
+Keys live in the database (``ticketing.domain.api_keys``), and are looked up on every request
+that carries one, so a revoked key is refused at once; buyers carry none and cost nothing. The
+keys in ``ticketing.api_keys`` (whitespace-separated, so that keys can be rotated by listing old
+and new together; production reads them from ``TICKETING_API_KEYS``) are admin keys, compared
+in constant time without a query.
+
+``ticketing.require_api_key = false`` (development.ini only) makes every caller an admin, so the
+README's curl examples work as written.
 """
 
+import enum
 import hmac
+import uuid
+from dataclasses import dataclass
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import ISecurityPolicy
 from pyramid.security import Allowed, Denied
 from zope.interface import implementer
 
+from ticketing.domain import api_keys
+from ticketing.models import KeyScope
+from ticketing.models.types import utcnow
 from ticketing.settings import as_bool
 
 ORGANISE = "organise"
-ORGANISER = "organiser"
+READ = "read"
+CHECK_IN = "check_in"
+
+#: the scopes that hold each permission
+SCOPES_OF = {
+    ORGANISE: (KeyScope.ADMIN,),
+    READ: (KeyScope.ADMIN, KeyScope.READ),
+    CHECK_IN: (KeyScope.ADMIN, KeyScope.CHECKIN),
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who holds the request's key: its scope, and for a checkin key limited to some events,
+    their ids. ``key_id`` is ``None`` for the keys of the settings."""
+
+    name: str
+    scope: KeyScope
+    key_id: uuid.UUID | None = None
+    event_ids: frozenset | None = None
+
+
+SETTINGS_KEY = Caller(name="ticketing.api_keys", scope=KeyScope.ADMIN)
+DEVELOPMENT = Caller(name="ticketing.require_api_key = false", scope=KeyScope.ADMIN)
+
+
+class KeyProblem(enum.Enum):
+    MISSING = "missing"
+    UNKNOWN = "unknown"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """What the request's key turned out to be: a caller, or the problem with the key."""
+
+    caller: Caller | None = None
+    problem: KeyProblem | None = None
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """The context of an operation on one event, for permissions limited to some events."""
+
+    event_id: uuid.UUID
 
 
 def bearer_token(request):
@@ -36,25 +99,55 @@ class ApiKeySecurityPolicy:
         self.api_keys = [key.encode() for key in api_keys]
         self.required = required
 
-    def identity(self, request):
+    def authenticate(self, request):
+        """The request's :class:`Authentication` (once per request: ``request.authentication``)."""
         if not self.required:
-            return ORGANISER
+            return Authentication(DEVELOPMENT)
         token = bearer_token(request)
         if token is None:
-            return None
+            return Authentication(problem=KeyProblem.MISSING)
+        if self._is_a_settings_key(token):
+            return Authentication(SETTINGS_KEY)
+        key = api_keys.find_key(request.dbsession, token)
+        if key is None:
+            return Authentication(problem=KeyProblem.UNKNOWN)
+        if key.revoked_at is not None:
+            return Authentication(problem=KeyProblem.REVOKED)
+        api_keys.record_use(request.registry["dbsession_factory"], key, now=utcnow())
+        event_ids = None if key.event_ids is None else frozenset(map(uuid.UUID, key.event_ids))
+        return Authentication(Caller(key.name, key.scope, key.id, event_ids))
+
+    def _is_a_settings_key(self, token):
         candidate = token.encode()
         # Compare with every key, without stopping early, so timing says nothing about them.
         matched = False
         for key in self.api_keys:
             matched |= hmac.compare_digest(candidate, key)
-        return ORGANISER if matched else None
+        return matched
+
+    def identity(self, request):
+        return request.authentication.caller
 
     def authenticated_userid(self, request):
-        return self.identity(request)
+        caller = self.identity(request)
+        return None if caller is None else caller.name
 
     def permits(self, request, context, permission):
-        if permission == ORGANISE and self.identity(request) is None:
-            return Denied("an organiser API key is required")
+        scopes = SCOPES_OF.get(permission)
+        if scopes is None:
+            return Allowed("no key needed")
+        caller = self.identity(request)
+        if caller is None:
+            return Denied("an API key is required")
+        if caller.scope not in scopes:
+            return Denied(
+                "This operation needs a key with the scope %s; this key's scope is %s.",
+                " or ".join(scopes),
+                caller.scope,
+            )
+        event_id = getattr(context, "event_id", None)
+        if caller.event_ids is not None and event_id not in caller.event_ids:
+            return Denied("This key may check in at other events only.")
         return Allowed("allowed")
 
     def remember(self, request, userid, **kw):
@@ -64,8 +157,10 @@ class ApiKeySecurityPolicy:
         return []
 
 
-def is_organiser(request):
-    return bool(request.has_permission(ORGANISE))
+def sees_everything(request):
+    """Whether the caller may see what buyers may not (drafts, hidden ticket types): an admin
+    or a read key. Anyone else, a checkin key too, is shown what buyers are."""
+    return bool(request.has_permission(READ))
 
 
 def includeme(config):
@@ -77,4 +172,6 @@ def includeme(config):
             "missing setting 'ticketing.api_keys' (set the TICKETING_API_KEYS environment "
             "variable), or switch the check off with ticketing.require_api_key = false"
         )
-    config.set_security_policy(ApiKeySecurityPolicy(api_keys, required=required))
+    policy = ApiKeySecurityPolicy(api_keys, required=required)
+    config.set_security_policy(policy)
+    config.add_request_method(policy.authenticate, "authentication", reify=True)

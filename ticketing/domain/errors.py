@@ -209,3 +209,13 @@ class CurrencyLocked(Conflict):
 class PriceNotInCurrency(BadRequest):
     code = "price_not_in_currency"
     title = "A price cannot be expressed in the currency"
+
+
+class KeyNotFound(NotFound):
+    code = "key_not_found"
+    title = "API key not found"
+
+
+class EventIdsNeedCheckinScope(BadRequest):
+    code = "event_ids_need_checkin_scope"
+    title = "Only checkin keys are limited to events"

@@ -10,6 +10,7 @@ from sqlalchemy.orm import configure_mappers, sessionmaker
 
 from ticketing.settings import as_int, require
 
+from .api_key import ApiKey, KeyScope
 from .event import Event, EventStatus
 from .meta import Base
 from .order import Order, OrderItem, OrderStatus
@@ -17,12 +18,14 @@ from .outbox import EmailKind, EmailStatus, OutboxEmail
 from .ticket_type import TicketType
 
 __all__ = [
+    "ApiKey",
     "Base",
     "EmailKind",
     "EmailStatus",
     "OutboxEmail",
     "Event",
     "EventStatus",
+    "KeyScope",
     "Order",
     "OrderItem",
     "OrderStatus",

@@ -2,16 +2,17 @@
 collection (v2.1) of the API, generated from the app's OpenAPI document.
 
 Every operation but the automatic HEADs becomes a request, in an order that runs top to bottom
-(create, publish, buy, add a ticket type, cancel, delete), with the document's example bodies
-(the seed's "Create Event" and "Purchase Tickets"; the purchase's idempotency key is a fresh
-``{{$guid}}`` each run, so that the collection can run again), its query parameters (disabled
-until needed) and headers. Each request carries tests, as Postman users expect: its success
-status, and the fields of the answer that the rest of the collection relies on. Variables:
-``baseUrl``, ``apiKey`` (sent as a Bearer token on organiser operations), and ``eventId``,
-``orderId`` and ``ticketTypeId``, which the creating requests set from their answers. The
-delete of an event deletes a draft its pre-request script creates, as the event the collection
-sold tickets for keeps its sales history. ``newman run postman_collection.json --env-var
-baseUrl=http://127.0.0.1:6543`` runs it green against ``make run`` (tests/test_postman.py).
+(create, publish, buy, add a ticket type, cancel, delete; then make an API key and revoke it),
+with the document's example bodies (the seed's "Create Event" and "Purchase Tickets"; the
+purchase's idempotency key is a fresh ``{{$guid}}`` each run, so that the collection can run
+again), its query parameters (disabled until needed) and headers. Each request carries tests, as
+Postman users expect: its success status, and the fields of the answer that the rest of the
+collection relies on. Variables: ``baseUrl``, ``apiKey`` (sent as a Bearer token on organiser
+operations), and ``eventId``, ``orderId``, ``ticketTypeId`` and ``keyId``, which the creating
+requests set from their answers. The delete of an event deletes a draft its pre-request script
+creates, as the event the collection sold tickets for keeps its sales history. ``newman run
+postman_collection.json --env-var baseUrl=http://127.0.0.1:6543`` runs it green against ``make
+run`` (tests/test_postman.py).
 
 ``--check`` writes nothing and exits 1 when the file differs from what it would write
 (tests/test_postman.py does the same).
@@ -48,6 +49,10 @@ OPERATION_ORDER = (
     "cancel_order",
     "delete_ticket_type",
     "delete_event",
+    # Last: the key it makes is revoked again, so a run leaves no key behind that works.
+    "create_key",
+    "list_keys",
+    "revoke_key",
 )
 #: operations whose ``{id}`` is not the collection's event but a draft made for them
 ON_A_DRAFT = {"delete_event"}
@@ -80,6 +85,7 @@ def collection_from_openapi(document):
             {"key": "eventId", "value": "", "description": "Set by Create a draft event."},
             {"key": "orderId", "value": "", "description": "Set by Buy tickets."},
             {"key": "ticketTypeId", "value": "", "description": "Set by Add a ticket type."},
+            {"key": "keyId", "value": "", "description": "Set by Make an API key."},
             {
                 "key": "draftEventId",
                 "value": "",

@@ -72,4 +72,5 @@ def includeme(config):
     config.scan(".events")
     config.scan(".ticket_types")
     config.scan(".orders")
+    config.scan(".keys")
     config.include(".docs")

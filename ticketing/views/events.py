@@ -19,7 +19,7 @@ from ticketing.models import EventStatus
 from ticketing.models.types import utcnow
 from ticketing.money import AmountNotInCurrency, to_minor_units
 from ticketing.openapi import Success, api_doc
-from ticketing.security import ORGANISE, is_organiser
+from ticketing.security import ORGANISE, sees_everything
 
 from . import JSON, MAX_PAGE_SIZE, ApiService, fields_of, uuid_from_path
 from .schemas import (
@@ -158,7 +158,7 @@ def event_id_from(request):
 
 
 def shown(event, request):
-    return event_json(event, now=utcnow(), include_hidden=is_organiser(request))
+    return event_json(event, now=utcnow(), include_hidden=sees_everything(request))
 
 
 LOCATION = {
@@ -188,7 +188,7 @@ def list_events(request):
         cursor=query["cursor"],
         status=query["status"],
         updated_since=query["updated_since"],
-        include_drafts=is_organiser(request),
+        include_drafts=sees_everything(request),
     )
     return page_json(page, lambda each: shown(each, request))
 
@@ -224,7 +224,7 @@ def get_event(request):
     """
     event_id = event_id_from(request)
     found = domain.get_event(request.dbsession, event_id, with_types=True)
-    if found.status == EventStatus.DRAFT and not is_organiser(request):
+    if found.status == EventStatus.DRAFT and not sees_everything(request):
         raise EventNotFound(f"No event has the id {event_id}.")
     return {"data": shown(found, request)}
 

@@ -8,7 +8,7 @@ from pyramid.httpexceptions import HTTPException, HTTPMethodNotAllowed, exceptio
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
 from ticketing.domain import errors
-from ticketing.security import bearer_token
+from ticketing.security import KeyProblem
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +115,32 @@ def not_found(exc, request):
 
 @forbidden_view_config()
 def forbidden(exc, request):
-    if bearer_token(request) is None:
+    """401 without a usable key (none, or a revoked one), 403 with a key that is not valid or
+    whose scope does not cover the operation."""
+    authentication = request.authentication
+    challenge = {"WWW-Authenticate": 'Bearer realm="ticketing"'}
+    if authentication.problem is KeyProblem.MISSING:
         return problem(
             401,
             "unauthorized",
             "Unauthorized",
             "This operation needs an organiser API key: 'Authorization: Bearer <key>'.",
-            headers={"WWW-Authenticate": 'Bearer realm="ticketing"'},
+            headers=challenge,
         )
-    return problem(403, "forbidden", "Forbidden", "The API key is not valid.")
+    if authentication.problem is KeyProblem.REVOKED:
+        return problem(
+            401, "key_revoked", "Key revoked", "This API key was revoked.", headers=challenge
+        )
+    if authentication.problem is KeyProblem.UNKNOWN:
+        return problem(403, "forbidden", "Forbidden", "The API key is not valid.")
+    denied = getattr(exc, "result", None)
+    return problem(
+        403,
+        "insufficient_scope",
+        "Insufficient scope",
+        str(denied) if denied is not None else "This key's scope does not cover the operation.",
+        scope=str(authentication.caller.scope),
+    )
 
 
 @exception_view_config(HTTPMethodNotAllowed)

@@ -5,7 +5,7 @@ import datetime as dt
 
 import colander
 
-from ticketing.models import EventStatus, OrderStatus
+from ticketing.models import EventStatus, KeyScope, OrderStatus
 from ticketing.money import format_money
 
 from .schemas import StrictMappingSchema, StrictSequence
@@ -159,12 +159,47 @@ class OrderResource(StrictMappingSchema):
     refunded_at = _time(nullable=True)
 
 
+class KeyEventIds(colander.SequenceSchema):
+    schema_type = StrictSequence
+    event_id = _id()
+
+
+class KeyResource(StrictMappingSchema):
+    component_name = "Key"
+
+    id = _id()
+    name = _text(example="Door scanners")
+    prefix = _text(
+        example="3f9c2a7b1d04",
+        description="The start of the key (`tk_<prefix>_...`), in clear, to tell keys apart.",
+    )
+    scope = _text(
+        validator=colander.OneOf([s.value for s in KeyScope]),
+        description="admin (everything an organiser does), read (lists, exports and stats, "
+        "drafts and hidden types; changes nothing) or checkin (check-in only).",
+    )
+    event_ids = KeyEventIds(
+        nullable=True,
+        description="The events a checkin key may check in at; null: every event.",
+    )
+    created_at = _time()
+    last_used_at = _time(nullable=True, description="At most a minute behind the last use.")
+    revoked_at = _time(nullable=True, description="Refused from then on (401 `key_revoked`).")
+    secret = _text(
+        missing=colander.drop,
+        example="tk_3f9c2a7b1d04_...",
+        description="The key itself, for `Authorization: Bearer <key>`: only in the answer "
+        "that creates it; it cannot be shown again.",
+    )
+
+
 #: the resources the OpenAPI document describes as components (and as pages of them)
 RESOURCE_SCHEMAS = (
     EventResource(),
     OrderResource(),
     TicketTypeResource(),
     AvailabilityResource(),
+    KeyResource(),
 )
 
 
@@ -286,3 +321,21 @@ def order_json(order):
         "cancelled_at": timestamp(order.cancelled_at),
         "refunded_at": timestamp(order.refunded_at),
     }
+
+
+def key_json(key, secret=None):
+    """An API key as organisers see it: never its hash, and its ``secret`` only when it was
+    just made."""
+    shown = {
+        "id": str(key.id),
+        "name": key.name,
+        "prefix": key.prefix,
+        "scope": str(key.scope),
+        "event_ids": key.event_ids,
+        "created_at": timestamp(key.created_at),
+        "last_used_at": timestamp(key.last_used_at),
+        "revoked_at": timestamp(key.revoked_at),
+    }
+    if secret is not None:
+        shown["secret"] = secret
+    return shown

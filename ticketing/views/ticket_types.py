@@ -15,7 +15,7 @@ from ticketing.domain.errors import (
 from ticketing.models import EventStatus
 from ticketing.models.types import utcnow
 from ticketing.openapi import Success, api_doc
-from ticketing.security import ORGANISE, is_organiser
+from ticketing.security import ORGANISE, sees_everything
 
 from . import JSON, ApiService, fields_of, uuid_from_path
 from .events import LOCATION, event_id_from
@@ -153,7 +153,7 @@ def type_id_from(request):
 
 def _visible_event(request, event):
     """Buyers see published and completed events only."""
-    if event.status == EventStatus.DRAFT and not is_organiser(request):
+    if event.status == EventStatus.DRAFT and not sees_everything(request):
         raise EventNotFound(f"No event has the id {event.id}.")
     return event
 
@@ -170,7 +170,7 @@ def list_ticket_types(request):
     Hidden types are listed for organisers only.
     """
     event, types = domain.list_ticket_types(
-        request.dbsession, event_id_from(request), include_hidden=is_organiser(request)
+        request.dbsession, event_id_from(request), include_hidden=sees_everything(request)
     )
     _visible_event(request, event)
     now = utcnow()
@@ -221,7 +221,7 @@ def get_ticket_type(request):
     A hidden type is found with an organiser key only.
     """
     event_id = event_id_from(request)
-    organiser = is_organiser(request)
+    organiser = sees_everything(request)
     event = _visible_event(request, events_domain.get_event(request.dbsession, event_id))
     found = domain.get_ticket_type(
         request.dbsession, event_id, type_id_from(request), include_hidden=organiser
@@ -284,7 +284,7 @@ def get_availability(request):
     ones for organisers only). A type's `available` is within what is left of the event.
     """
     event, rows = domain.availability(
-        request.dbsession, event_id_from(request), include_hidden=is_organiser(request)
+        request.dbsession, event_id_from(request), include_hidden=sees_everything(request)
     )
     _visible_event(request, event)
     return {"data": availability_json(event, rows)}
