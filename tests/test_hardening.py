@@ -107,3 +107,22 @@ def test_no_request_leaves_its_threads_transaction_open(app, testapp, dbengine):
     created = testapp.post_json(purchase, {"order": order}, status=201)
     assert_no_transaction()
     assert testapp.get(created.location).json["data"]["status"] == "confirmed"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        pytest.param("updated_since=;&limit=1", "updated_since", id="semicolon-is-no-separator"),
+        pytest.param("limit=1;limit=1000", "limit", id="semicolon-inside-a-value"),
+    ],
+)
+def test_query_strings_split_on_ampersands_only(testapp, query, field):
+    response = testapp.get(f"/api/events?{query}", status=400)
+    assert response.json["code"] == "validation_failed"
+    assert [error["field"] for error in response.json["errors"]] == [field]
+
+
+def test_a_query_string_that_is_not_utf8_is_a_bad_request(testapp):
+    response = testapp.get("/api/events?status=%FF", status=400)
+    assert response.content_type == "application/problem+json"
+    assert response.json["code"] == "bad_request"
