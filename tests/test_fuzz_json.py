@@ -5,6 +5,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ticketing.domain.ticket_types import FIELDS as TICKET_TYPE_FIELDS
+
 from .factories import create_event
 
 json_values = st.recursive(
@@ -69,21 +71,7 @@ ticket_type_bodies = st.fixed_dictionaries(
     {},
     optional={
         "ticket_type": st.dictionaries(
-            st.sampled_from(
-                [
-                    "name",
-                    "description",
-                    "price",
-                    "capacity",
-                    "sales_start",
-                    "sales_end",
-                    "min_per_order",
-                    "max_per_order",
-                    "hidden",
-                    "position",
-                    "x",
-                ]
-            ),
+            st.sampled_from([*TICKET_TYPE_FIELDS, "x"]),
             field_values,
         )
         | json_values

@@ -99,10 +99,12 @@ _NO_FLUSH_WAIT = {"options": "-c synchronous_commit=off"}
 
 def _share_sqlite_ledger(dbapi_connection, connection_record):
     # A SQLite ledger is shared by processes (`make run`'s server and worker): readers must not
-    # wait for a writer (WAL), and a writer waits its turn rather than failing at once.
+    # wait for a writer (WAL), and a writer waits its turn rather than failing at once. The wait
+    # comes first: switching to WAL takes a lock too, which a twin connecting at the same moment
+    # may hold ("database is locked" at once without it).
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA busy_timeout = 5000")
+    cursor.execute("PRAGMA journal_mode = WAL")
     cursor.close()
 
 
