@@ -505,6 +505,7 @@ class Operator:
             os.environ.clear()
             os.environ.update(environ)
         self.registry = self.app.registry
+        self.swept = 0
 
     def settle(self, rounds=20):
         """Settle every pending order, however young (the load has stopped); some lookups may
@@ -526,10 +527,14 @@ class Operator:
         return reports
 
     def sweep_outbox(self):
-        """The outbox sweep as if its grace had passed: re-enqueue every pending email."""
+        """The outbox sweep as the scheduler runs it, a minute later each time (time the test
+        does not wait for): re-enqueue every pending email whose dispatch seems lost, including
+        those an earlier sweep dispatched in vain (its enqueue failed, say)."""
+        self.swept += 1
         session = self.registry["dbsession_factory"]()
         with session.begin():
-            found = outbox.overdue_emails(session, now=utcnow() + 2 * outbox.SWEEP_GRACE)
+            later = utcnow() + (1 + self.swept) * outbox.SWEEP_GRACE
+            found = outbox.overdue_emails(session, now=later)
         session.close()
         return len(found)
 
@@ -605,11 +610,18 @@ def _email_id(message):
     return message["Message-ID"].strip("<>").split("@", 1)[0]
 
 
-def wait_for_emails(database_url, mailbox, timeout=60):
-    """Until every owed email is sent (and a moment more, for a second copy to show up)."""
+def wait_for_emails(database_url, mailbox, timeout=60, sweep=None, sweep_every=10):
+    """Until every owed email is sent (and a moment more, for a second copy to show up);
+    ``sweep`` (the outbox sweep) runs at once and every ``sweep_every`` seconds meanwhile, as the
+    scheduler would each minute."""
     engine = sa.create_engine(database_url, poolclass=sa.NullPool)
+    last_sweep = [None]
 
     def all_sent():
+        now = time.monotonic()
+        if sweep is not None and (last_sweep[0] is None or now - last_sweep[0] >= sweep_every):
+            sweep()
+            last_sweep[0] = now
         with engine.connect() as connection:
             return not connection.scalar(
                 sa.text("SELECT count(*) FROM email_outbox WHERE status <> 'sent'")

@@ -114,10 +114,10 @@ def report(title, load, figures, **extra):
 
 
 def settle_and_check(operator, stack, mailbox):
-    """Do what the scheduler would (settle, sweep), wait for the emails, read back the books."""
+    """Do what the scheduler would (settle, sweep, and sweep again each "minute" until every
+    email is out), wait for the emails, read back the books."""
     settled = operator.settle()
-    operator.sweep_outbox()
-    wait_for_emails(stack.database_url, mailbox)
+    wait_for_emails(stack.database_url, mailbox, sweep=operator.sweep_outbox)
     violations, figures = books(stack.database_url, stack.ledger_path, mailbox)
     figures["settled"] = [(r.confirmed, r.failed, r.unresolved) for r in settled if r != type(r)()]
     return violations, figures
