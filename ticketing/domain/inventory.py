@@ -77,10 +77,7 @@ taken AS MATERIALIZED (
     SELECT types.id AS ticket_type_id, CAST(wanted.line AS integer) AS line, types.name,
            wanted.quantity, types.price_cents AS unit_price_cents
     FROM ticket_types AS types JOIN wanted ON wanted.ticket_type_id = types.id
-    WHERE types.event_id = (SELECT event.id FROM event)
-      AND NOT types.hidden
-      AND (types.sales_start IS NULL OR types.sales_start <= :p_now)
-      AND (types.sales_end IS NULL OR :p_now < types.sales_end)
+    WHERE types.event_id = (SELECT event.id FROM event) AND {on_sale}
       AND wanted.quantity BETWEEN types.min_per_order AND types.max_per_order
       AND (types.capacity IS NULL OR types.capacity - types.sold >= wanted.quantity)
     ORDER BY types.id
@@ -112,18 +109,23 @@ _NAMED_TYPES = """
 _ONLY_TYPE_ON_SALE = """
     SELECT on_sale.id AS ticket_type_id, CAST(:p_quantity AS integer) AS quantity, 1 AS line
     FROM (
-        SELECT id, count(*) OVER () AS how_many FROM ticket_types
-        WHERE event_id = :p_event_id AND NOT hidden
-          AND (sales_start IS NULL OR sales_start <= :p_now)
-          AND (sales_end IS NULL OR :p_now < sales_end)
+        SELECT types.id, count(*) OVER () AS how_many FROM ticket_types AS types
+        WHERE types.event_id = :p_event_id AND {on_sale}
     ) AS on_sale
     WHERE on_sale.how_many = 1"""
+
+
+#: a type (``types``) buyers may take at ``:p_now``: :meth:`TicketType.on_sale_at` in SQL
+_ON_SALE = """NOT types.hidden
+      AND (types.sales_start IS NULL OR types.sales_start <= :p_now)
+      AND (types.sales_end IS NULL OR :p_now < types.sales_end)"""
 
 
 def take_tickets_ctes(only_type):
     """The SQL of :data:`_TAKE_TICKETS` (without the leading ``WITH``) for items that name their
     types, or, with ``only_type``, for one item of the event's only type on sale."""
-    return _TAKE_TICKETS.format(wanted=_ONLY_TYPE_ON_SALE if only_type else _NAMED_TYPES)
+    wanted = (_ONLY_TYPE_ON_SALE if only_type else _NAMED_TYPES).format(on_sale=_ON_SALE)
+    return _TAKE_TICKETS.format(wanted=wanted, on_sale=_ON_SALE)
 
 
 def take_tickets_parameters(event_id, items, now):
