@@ -4,6 +4,7 @@ import contextlib
 import datetime as dt
 import functools
 import random
+import sqlite3
 import threading
 import time
 import uuid
@@ -99,13 +100,27 @@ _NO_FLUSH_WAIT = {"options": "-c synchronous_commit=off"}
 
 def _share_sqlite_ledger(dbapi_connection, connection_record):
     # A SQLite ledger is shared by processes (`make run`'s server and worker): readers must not
-    # wait for a writer (WAL), and a writer waits its turn rather than failing at once. The wait
-    # comes first: switching to WAL takes a lock too, which a twin connecting at the same moment
-    # may hold ("database is locked" at once without it).
+    # wait for a writer (WAL), and a writer waits its turn rather than failing at once.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout = 5000")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    _switch_to_wal(cursor)
     cursor.close()
+
+
+def _switch_to_wal(cursor, attempts=100, pause=0.05):
+    # The switch needs the file to itself. Connections asking at the same moment can deadlock on
+    # it, and SQLite then answers "database is locked" at once rather than call the busy handler
+    # (CI saw it with four starting together). The mode is kept in the file, so a loser that
+    # tries again usually finds the winner's switch made.
+    for attempt in range(attempts):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(pause)
 
 
 class SqlLedger:
