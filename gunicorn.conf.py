@@ -13,7 +13,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # for the server to work on (the bench's hot-slow-fed row: 0.86 of the 0 ms rate; at 2 x 32 the
 # buyers past 64 only queued). Idle threads cost little memory, and only sqlalchemy.pool_size of
 # them at a time get a connection.
-worker_class = "gthread"
+# gthread, noting how long each request waited for a thread (admission control counts it).
+worker_class = "ticketing.gunicorn_worker.ThreadWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "80"))
 # Access-log lines only when something writes them (--access-logfile -); see the module.
 logger_class = "ticketing.gunicorn_logger.Logger"
