@@ -21,8 +21,9 @@ logger_class = "ticketing.gunicorn_logger.Logger"
 timeout = 30
 graceful_timeout = 20
 # A buyer that admission control turns away is told to come back within 30 s (Retry-After); its
-# connection stays open until then instead of being closed and made again, which costs the worker an
-# accept and lands the buyer on a worker that did not give it its turn (`make bench`, burst row:
-# 503s 2,240 -> 1,300 and orders/s +12% against keepalive 5). An idle connection costs gthread a file
-# descriptor, not a thread; behind a load balancer, keep this above the balancer's idle timeout.
+# connection stays open until then instead of being closed and made again, which costs the worker
+# an accept and lands the buyer on a worker that did not give it its turn (`make bench`, burst
+# row: 503s 2,240 -> 1,300 and orders/s +12% against keepalive 5). An idle connection costs
+# gthread a file descriptor, not a thread; behind a load balancer, keep this above the balancer's
+# idle timeout.
 keepalive = 30
