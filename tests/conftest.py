@@ -114,6 +114,9 @@ def app_settings(engine, **overrides):
         "huey.immediate": "true",
         # As in development.ini; tests/test_access_control.py switches it on.
         "ticketing.require_api_key": "false",
+        # As in both ini files; webhooks may go to the tests' receivers on this machine.
+        "ticketing.includes": "ticketing.plugins.webhooks",
+        "webhooks.allow_private_targets": "true",
     }
     settings.update(overrides)
     return settings
