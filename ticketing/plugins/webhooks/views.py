@@ -102,7 +102,7 @@ class WebhookChanges(StrictMappingSchema):
 class UpdateWebhookBody(StrictMappingSchema):
     webhook = WebhookChanges()
 
-    example = {"webhook": {"enabled": False}}
+    example = {"webhook": {"events": ["order.confirmed", "order.cancelled", "order.failed"]}}
 
 
 class ListDeliveriesQuery(colander.MappingSchema):
