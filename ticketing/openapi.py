@@ -28,6 +28,8 @@ JSON_MEDIA_TYPE = "application/json"
 BODY_METHODS = ("POST", "PUT", "PATCH")
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 PATH_PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+#: a path parameter with a pattern of its own, e.g. ``{id:[0-9a-fA-F-]+}``
+CONSTRAINED_PARAMETER = re.compile(r"\{\w+:[^}]*\}")
 
 #: titles of the problems that the framework (not a domain rule) answers with
 FRAMEWORK_PROBLEMS = {
@@ -409,6 +411,9 @@ def _problem_codes(service, method, args, doc, location, content_types):
         add(415, "unsupported_media_type")
     if service.path not in EXEMPT_PATHS:
         add(429, "rate_limited")
+    if CONSTRAINED_PARAMETER.search(service.path):
+        # Such a route does not match other ids at all (``/api/webhooks/stripe`` is another's).
+        add(404, "not_found", "The path's id is not of a UUID's characters: nothing is served.")
     add(500, "internal_error")
     if service.path not in NO_DATABASE_PATHS:
         add(503, "database_unavailable")

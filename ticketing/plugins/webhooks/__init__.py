@@ -16,6 +16,7 @@ public https addresses in production (:mod:`.targets`). Settings:
 """
 
 import datetime as dt
+import logging
 
 from ticketing.events import EVENT_TYPES, LOGGED_TYPES, AfterCommit
 from ticketing.settings import as_bool, as_float, as_int
@@ -23,6 +24,8 @@ from ticketing.settings import as_bool, as_float, as_int
 from . import models  # noqa: F401  (the tables, on the app's metadata)
 from .jobs import register_tasks
 from .targets import IHostResolver, SystemResolver, TargetGuard
+
+log = logging.getLogger(__name__)
 
 
 class Options:
@@ -53,8 +56,15 @@ def includeme(config):
     options.tasks = register_tasks(registry["jobs"], registry, options)
 
     def fan_out_after_commit(committed):
-        # If this enqueue is lost, the sweep finds the logged event a minute later.
-        options.tasks.fan_out(str(committed.event.id))
+        try:
+            options.tasks.fan_out(str(committed.event.id))
+        except Exception as error:
+            # The event is safe in the log; the sweep finds it a minute later.
+            log.warning(
+                "could not enqueue the fan-out of %r (%s); left for the sweep",
+                committed.event,
+                error,
+            )
 
     logged = tuple(EVENT_TYPES[name] for name in LOGGED_TYPES)
     config.add_subscriber(fan_out_after_commit, AfterCommit, domain_event=logged)
