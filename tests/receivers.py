@@ -2,6 +2,7 @@
 thread, that keep what they receive and answer as told."""
 
 import http.server
+import ssl
 import threading
 import time
 
@@ -15,7 +16,7 @@ class Receiver:
     and answers with the next status of ``answers`` (200 when they run out), after ``delay``
     seconds; while ``held`` is set, a request waits until it is cleared."""
 
-    def __init__(self):
+    def __init__(self, certificate=None):
         self.requests = []
         self.answers = []
         self.delay = 0
@@ -45,11 +46,22 @@ class Receiver:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if certificate is not None:
+            # https, with a certificate (and its key) for the names it lists
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(certificate, certificate.with_suffix(".key"))
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
+    def port(self):
+        return self.server.server_port
+
+    @property
     def url(self):
-        return f"http://127.0.0.1:{self.server.server_port}/hooks/tickets"
+        return f"{self.scheme}://127.0.0.1:{self.port}/hooks/tickets"
 
     def __enter__(self):
         self.thread.start()

@@ -6,6 +6,8 @@ to a private address (production mode)."""
 
 import datetime as dt
 import json
+import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -233,3 +235,37 @@ def test_an_event_whose_fan_out_was_lost_is_delivered_by_the_sweep(dbengine, rec
     assert json.loads(request["body"])["data"]["id"] == order["id"]
     testapp.app.registry["webhooks"].tasks.sweep.call_local()
     assert len(receiver.requests) == 1
+
+
+CERTIFICATE = Path(__file__).parent / "certs" / "hooks.example.com.pem"
+
+
+@pytest.fixture
+def https_receiver():
+    """An https endpoint whose certificate (self-signed, tests/certs) names hooks.example.com."""
+    with Receiver(certificate=CERTIFICATE) as endpoint:
+        yield endpoint
+
+
+def test_an_https_endpoint_is_reached_at_the_checked_address_under_its_own_name(
+    dbengine, https_receiver
+):
+    testapp = app_with(dbengine, **{"webhooks.ca_certs": str(CERTIFICATE)})
+    names = {"hooks.example.com": ["127.0.0.1"], "other.example.com": ["127.0.0.1"]}
+    testapp.app.registry.registerUtility(NamesResolver(names), IHostResolver)
+    webhook = register(testapp, f"https://hooks.example.com:{https_receiver.port}/tickets")
+    register(testapp, f"https://other.example.com:{https_receiver.port}/tickets")
+
+    buy(testapp, create_event(dbengine))
+
+    # The certificate is checked against the URL's name, though the connection goes to the
+    # address the guard checked: the name it is not valid for gets nothing.
+    [request] = https_receiver.requests
+    assert request["headers"]["host"] == f"hooks.example.com:{https_receiver.port}"
+    Verifier(webhook["secret"]).verify(request["body"], request["headers"])
+    outcomes = {d.webhook_id: d for d in deliveries(dbengine)}
+    delivered = outcomes.pop(uuid.UUID(webhook["id"]))
+    assert (delivered.status, delivered.last_status) == ("delivered", 200)
+    [refused] = outcomes.values()
+    assert refused.status == "pending" and refused.last_status is None
+    assert "hostname 'other.example.com' doesn't match 'hooks.example.com'" in refused.last_error

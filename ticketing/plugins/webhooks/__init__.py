@@ -13,6 +13,8 @@ public https addresses in production (:mod:`.targets`). Settings:
 - ``webhooks.retry_delay_seconds`` (60): the first retry's wait; each next one doubles it;
 - ``webhooks.timeout_seconds`` (10): how long an endpoint may take to answer;
 - ``webhooks.secret_overlap_hours`` (24): how long a rotated-out secret keeps signing.
+- ``webhooks.ca_certs`` (the system's): a file of the authorities https endpoints' certificates
+  must come from, for endpoints behind a private authority.
 """
 
 import datetime as dt
@@ -41,6 +43,7 @@ class Options:
         self.secret_overlap = dt.timedelta(
             hours=as_float(settings, "webhooks.secret_overlap_hours", 24)
         )
+        self.ca_certs = settings.get("webhooks.ca_certs") or None
         self.tasks = None
 
     def guard(self):

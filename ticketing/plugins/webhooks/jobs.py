@@ -66,7 +66,7 @@ def register_tasks(jobs, registry, options):
         # No transaction is open while the endpoint takes its time.
         answer = post(
             options.guard(), attempt.url, attempt.body, attempt.headers,
-            timeout=options.timeout_seconds,
+            timeout=options.timeout_seconds, ca_certs=options.ca_certs,
         )  # fmt: skip
         with job_transaction(session_factory) as (dbsession, _):
             outcome = domain.finish_attempt(

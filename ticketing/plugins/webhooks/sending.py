@@ -36,8 +36,10 @@ def signed_headers(message_id, body, secrets, *, now):
     }
 
 
-def post(guard, url, body, headers, *, timeout):
-    """POST ``body`` to ``url``; never raises for what the endpoint or the network does."""
+def post(guard, url, body, headers, *, timeout, ca_certs=None):
+    """POST ``body`` to ``url``; never raises for what the endpoint or the network does. An
+    https endpoint's certificate must be valid for the URL's host name (checked against the
+    system's authorities, or ``ca_certs``), though the connection goes to the checked address."""
     try:
         target = guard.target(url)
     except TargetRefused as refused:
@@ -49,6 +51,7 @@ def post(guard, url, body, headers, *, timeout):
             server_hostname=target.host,
             assert_hostname=target.host,
             cert_reqs="CERT_REQUIRED",
+            ca_certs=ca_certs,
         )
     else:
         pool = urllib3.HTTPConnectionPool(target.address, target.port)
