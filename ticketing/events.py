@@ -25,7 +25,7 @@ import logging
 import uuid
 
 import sqlalchemy
-from zope.interface import implementedBy
+from zope.interface import implementedBy, providedBy
 
 from ticketing.domain.errors import ChangeRefused
 from ticketing.domain.event_log import AFTER_COMMIT, NOTIFIER
@@ -189,11 +189,17 @@ class Notifier:
     def __call__(self, event):
         if event.vetoable:
             self.registry.notify(event)
-            return
-        try:
-            self.registry.notify(event)
-        except Exception:
-            log.exception("a subscriber failed on %r, which cannot be refused; ignored", event)
+        else:
+            self.notify_each(event, "a subscriber failed on %r, which cannot be refused; ignored")
+
+    def notify_each(self, notified, failure):
+        """Call every subscriber of ``notified``, each on its own: one that fails is logged
+        with ``failure`` and the others are still called."""
+        for subscriber in self.registry.adapters.subscriptions((providedBy(notified),), None):
+            try:
+                subscriber(notified)
+            except Exception:
+                log.exception(failure, getattr(notified, "event", notified))
 
     def listens(self, event_class):
         return bool(self.registry.adapters.subscriptions((implementedBy(event_class),), None))
@@ -217,15 +223,13 @@ class DomainEventPredicate:
 def includeme(config):
     registry = config.registry
     session_factory = registry["dbsession_factory"]
-    session_factory.kw["info"][NOTIFIER] = Notifier(registry)
+    notifier = session_factory.kw["info"][NOTIFIER] = Notifier(registry)
 
     def notify_after_commit(session):
+        # The change is committed: a subscriber's failure must neither turn it into an error
+        # nor keep the other subscribers from hearing it.
         for event in session.info.pop(AFTER_COMMIT, ()):
-            try:
-                registry.notify(AfterCommit(event))
-            except Exception:
-                # The change is committed; a subscriber's failure must not turn it into an error.
-                log.exception("an after-commit subscriber failed on %r", event)
+            notifier.notify_each(AfterCommit(event), "an after-commit subscriber failed on %r")
 
     def forget(session, *args):
         session.info.pop(AFTER_COMMIT, None)
