@@ -25,6 +25,10 @@ requires = [
     "iso4217==1.16.20260101",
     # Swagger UI's assets for /api/docs, served from the package (no CDN).
     "swagger-ui-bundle==1.1.0",
+    # Webhooks: signed as the Standard Webhooks specification says, by its own library; sent
+    # with urllib3 to the very address the SSRF guard checked.
+    "standardwebhooks==1.1.0",
+    "urllib3>=2,<3",
 ]
 
 tests_require = [

@@ -219,3 +219,11 @@ class KeyNotFound(NotFound):
 class EventIdsNeedCheckinScope(BadRequest):
     code = "event_ids_need_checkin_scope"
     title = "Only checkin keys are limited to events"
+
+
+class ChangeRefused(InvalidRequest):
+    """A plugin's subscriber refused the change (``ticketing.events``); nothing was changed.
+    Plugins raise it with a ``detail`` saying why."""
+
+    code = "change_refused"
+    title = "The change was refused"
