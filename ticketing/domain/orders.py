@@ -8,6 +8,12 @@ as three short transactions on the caller's transaction manager:
 2. charge the order's total with an idempotency key derived from the order, outside any
    transaction;
 3. settle: mark the order ``confirmed``, or mark it ``failed`` and give the tickets back; commit.
+   When the gateway needs the buyer to authenticate first (3-D Secure), the order waits in
+   ``awaiting_action`` instead, held until ``expires_at``, and the gateway's webhook settles it
+   (``ticketing.domain.payments_async``).
+
+A hold (``ticketing.domain.holds``) is the first phase alone: the order is ``reserved`` until it
+is paid (``ticketing.domain.payments_async.pay_hold``) or expires.
 
 On PostgreSQL, reserving and confirming are one statement each, which the server commits as it
 completes (:func:`_single_statement_phase`).
@@ -30,6 +36,7 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from zope.sqlalchemy import mark_changed
 
+from ticketing.interfaces import PaymentStatus
 from ticketing.models import EmailKind, Order, OrderItem, OrderStatus
 from ticketing.money import format_money
 from ticketing.pagination import paginate
@@ -55,6 +62,9 @@ STALE_AFTER = dt.timedelta(minutes=5)
 #: seconds a client should wait before retrying a request whose twin is still in progress
 RETRY_AFTER_SECONDS = 1
 
+#: how long a hold keeps its tickets (setting ``ticketing.hold_minutes``)
+DEFAULT_HOLD = dt.timedelta(minutes=15)
+
 
 @dataclass(frozen=True)
 class PurchaseRequest:
@@ -71,6 +81,8 @@ class PurchaseRequest:
     items: tuple = ()
     idempotency_key: str | None = None
     payment_method: str | None = None
+    #: a hold (reserve without paying), not a purchase
+    hold: bool = False
 
     def __post_init__(self):
         if not self.items:
@@ -90,6 +102,8 @@ class PurchaseRequest:
             # Purchases that name no type hash as they did before types existed, so that their
             # retries still replay across the upgrade.
             meaningful.append([[str(i.ticket_type_id), i.quantity] for i in self.items])
+        if self.hold:
+            meaningful.append("hold")
         return hashlib.sha256(json.dumps(meaningful).encode()).hexdigest()
 
 
@@ -97,6 +111,8 @@ class PurchaseRequest:
 class PurchaseResult:
     order: Order
     replayed: bool
+    #: the gateway's payment while the order is ``awaiting_action`` (its client secret), else None
+    payment: object = None
 
 
 @dataclass
@@ -106,8 +122,9 @@ class SettlementReport:
     unresolved: int = 0
 
 
-def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
-    """Buy tickets; return the confirmed order, or raise why not.
+def purchase_tickets(dbsession, tm, gateway, purchase, *, now, hold_for=DEFAULT_HOLD):
+    """Buy tickets; return the confirmed order (or, when the buyer must authenticate the
+    payment, the order ``awaiting_action``, held for ``hold_for``), or raise why not.
 
     ``tm`` is the transaction manager ``dbsession`` is joined to, with a transaction begun; the
     phases commit on it, and a fresh transaction is open again when this returns or raises.
@@ -115,13 +132,27 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
     The same idempotency key with the same request returns the first request's order
     (``replayed=True``) and never charges or reserves twice, even when both arrive at once.
     """
+    taken = take_or_replay(dbsession, tm, purchase, now=now)
+    if taken.replayed:
+        if taken.order.status == OrderStatus.AWAITING_ACTION:
+            return PurchaseResult(
+                taken.order, True, gateway.retrieve_payment(taken.order.payment_reference)
+            )
+        return taken
+    return _pay(dbsession, tm, gateway, taken.order, purchase, now, hold_for)
+
+
+def take_or_replay(dbsession, tm, purchase, *, now, expires_at=None):
+    """The first phase: take the tickets and insert the order (pending, or reserved until
+    ``expires_at`` for a hold), committed; or the earlier order of the same idempotency key
+    (``replayed``). Raises why the tickets cannot be taken."""
     _single_statement_phase(dbsession)
     if purchase.idempotency_key:
         earlier = _order_with_key(dbsession, purchase.idempotency_key)
         if earlier is not None:
             return _replay(earlier, purchase)
     try:
-        order = _reserve(dbsession, purchase, now)
+        order = _reserve(dbsession, purchase, now, expires_at)
         if order is None:
             _abort(tm)
             inventory.refuse(dbsession, purchase.event_id, purchase.items, now=now)
@@ -134,7 +165,7 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
         if not earlier:
             raise
         return _replay(earlier, purchase)
-    return PurchaseResult(_pay(dbsession, tm, gateway, order, purchase, now), replayed=False)
+    return PurchaseResult(order, replayed=False)
 
 
 def _order_with_key(dbsession, idempotency_key):
@@ -176,6 +207,8 @@ def _replay(order, purchase):
         raise IdempotencyKeyReused(
             "This Idempotency-Key was already used for a different purchase; use a new key."
         )
+    if purchase.hold:
+        return PurchaseResult(order, replayed=True)
     if order.status == OrderStatus.PENDING:
         raise RequestInProgress(
             "A purchase with this Idempotency-Key is still in progress; retry shortly.",
@@ -191,7 +224,7 @@ def _replay(order, purchase):
     return PurchaseResult(order, replayed=True)
 
 
-def _reserve(dbsession, purchase, now):
+def _reserve(dbsession, purchase, now, expires_at=None):
     """Take the tickets and insert the pending order with its items; return it (a plain object,
     not attached to the session: later phases change the row with conditional UPDATEs, never by
     flushing), or None when the tickets cannot all be taken, after which the caller aborts the
@@ -209,7 +242,8 @@ def _reserve(dbsession, purchase, now):
         "customer_email": purchase.customer_email,
         "customer_name": purchase.customer_name,
         "quantity": purchase.quantity,
-        "status": OrderStatus.PENDING,
+        "status": OrderStatus.RESERVED if purchase.hold else OrderStatus.PENDING,
+        "expires_at": expires_at,
         "idempotency_key": purchase.idempotency_key,
         "request_fingerprint": purchase.fingerprint() if purchase.idempotency_key else None,
         "created_at": now,
@@ -269,6 +303,7 @@ _ORDER_FIELDS = (
     "status",
     "idempotency_key",
     "request_fingerprint",
+    "expires_at",
 )
 
 
@@ -285,10 +320,11 @@ def _reserve_and_insert_order(only_type):
 new_order AS (
     INSERT INTO orders (id, event_id, customer_email, customer_name, quantity, unit_price_cents,
                         total_amount_cents, currency, status, idempotency_key,
-                        request_fingerprint, created_at, updated_at)
+                        request_fingerprint, expires_at, created_at, updated_at)
     SELECT :p_id, verdict.event_id, :p_customer_email, :p_customer_name, :p_quantity,
            verdict.unit_price_cents, verdict.total_amount_cents, verdict.currency, :p_status,
-           :p_idempotency_key, :p_request_fingerprint, :p_now, :p_now
+           :p_idempotency_key, :p_request_fingerprint, CAST(:p_expires_at AS timestamptz),
+           :p_now, :p_now
     FROM verdict
     RETURNING id
 ),
@@ -306,7 +342,7 @@ ORDER BY taken.line"""
     )
 
 
-def _pay(dbsession, tm, gateway, order, purchase, now):
+def _pay(dbsession, tm, gateway, order, purchase, now, hold_for):
     try:
         charge = gateway.charge(
             order.total_amount_cents,
@@ -326,6 +362,8 @@ def _pay(dbsession, tm, gateway, order, purchase, now):
         if charge is None:
             _fail_and_commit(dbsession, tm, order, "payment_unavailable", now, keep_key=False)
             raise
+    if charge.status == PaymentStatus.REQUIRES_ACTION:
+        return _await_action(dbsession, tm, gateway, order, charge, now, hold_for)
 
     try:
         _single_statement_phase(dbsession)
@@ -350,7 +388,34 @@ def _pay(dbsession, tm, gateway, order, purchase, now):
     order.status = OrderStatus.CONFIRMED
     order.payment_reference = charge.id
     order.confirmed_at = now
-    return order
+    return PurchaseResult(order, replayed=False)
+
+
+def _await_action(dbsession, tm, gateway, order, payment, now, hold_for):
+    """The gateway needs the buyer to authenticate ``payment``: the pending order waits for it,
+    held until its hold's end (a one-step purchase's: ``hold_for`` from now); the gateway's
+    webhook settles it."""
+    waiting = dbsession.scalar(
+        update(Order)
+        .where(Order.id == order.id, Order.status == OrderStatus.PENDING)
+        .values(
+            status=OrderStatus.AWAITING_ACTION,
+            payment_reference=payment.id,
+            expires_at=func.coalesce(Order.expires_at, now + hold_for),
+            updated_at=now,
+        )
+        .returning(Order.expires_at)
+    )
+    _commit(tm)
+    if waiting is None:
+        # Settled as failed by the stale-order sweep while we were charging: this payment must
+        # never complete.
+        gateway.cancel_payment(payment.id)
+        raise PaymentUnavailable("The purchase took too long and was abandoned; nothing was kept.")
+    order.status = OrderStatus.AWAITING_ACTION
+    order.payment_reference = payment.id
+    order.expires_at = waiting
+    return PurchaseResult(order, replayed=False, payment=payment)
 
 
 def _charge_made_for(gateway, order):
@@ -367,21 +432,22 @@ def _charge_made_for(gateway, order):
     return charge
 
 
-def _confirm(dbsession, order, charge, now):
-    """Confirm a pending order and owe its buyer the confirmation email, in one transaction (on
-    PostgreSQL in one statement); False if the order was no longer pending."""
+def _confirm(dbsession, order, charge, now, from_statuses=(OrderStatus.PENDING,)):
+    """Confirm an order (pending, or in one of ``from_statuses``) and owe its buyer the
+    confirmation email, in one transaction (on PostgreSQL in one statement); False if the order
+    was no longer in one of them."""
     parameters = {"p_order_id": order.id, "p_reference": charge.id, "p_now": now}
     if _can_chain_writes(dbsession):
         email_id = uuid.uuid4()
         owed = dbsession.execute(
-            _confirm_and_owe_email(), {**parameters, "p_email_id": email_id}
+            _confirm_and_owe_email(from_statuses), {**parameters, "p_email_id": email_id}
         ).first()
         if owed is None:
             return False
         mark_changed(dbsession)
         outbox.dispatch_after_commit(dbsession, email_id)
         return True
-    if dbsession.execute(_confirmation(), parameters).first() is None:
+    if dbsession.execute(_confirmation(from_statuses), parameters).first() is None:
         return False
     mark_changed(dbsession)
     outbox.record_email(dbsession, order.id, EmailKind.ORDER_CONFIRMATION, now=now)
@@ -389,19 +455,21 @@ def _confirm(dbsession, order, charge, now):
 
 
 @functools.cache
-def _confirmation():
-    """The conditional UPDATE that confirms a pending order (parameters ``p_order_id``,
-    ``p_reference``, ``p_now``), built once."""
+def _confirmation(from_statuses):
+    """The conditional UPDATE that confirms an order in one of ``from_statuses`` (parameters
+    ``p_order_id``, ``p_reference``, ``p_now``), built once for each."""
     orders = Order.__table__
     now = bindparam("p_now", type_=orders.c.confirmed_at.type)
     return (
         orders.update()
         .where(
             orders.c.id == bindparam("p_order_id", type_=orders.c.id.type),
-            orders.c.status == OrderStatus.PENDING,
+            orders.c.status.in_(from_statuses),
         )
         .values(
             status=OrderStatus.CONFIRMED,
+            expires_at=None,
+            failure_code=None,
             payment_reference=bindparam("p_reference", type_=orders.c.payment_reference.type),
             confirmed_at=now,
             updated_at=now,
@@ -411,10 +479,10 @@ def _confirmation():
 
 
 @functools.cache
-def _confirm_and_owe_email():
+def _confirm_and_owe_email(from_statuses):
     """``WITH confirmed AS (UPDATE orders ... RETURNING id) INSERT INTO email_outbox ...``: the
-    confirmation and its email as one statement, built once."""
-    confirmed = _confirmation().cte("confirmed")
+    confirmation and its email as one statement, built once for each ``from_statuses``."""
+    confirmed = _confirmation(from_statuses).cte("confirmed")
     return outbox.owing_email(confirmed.c.id, EmailKind.ORDER_CONFIRMATION)
 
 

@@ -13,7 +13,8 @@ from ticketing.settings import as_int, require
 from .api_key import ApiKey, KeyScope
 from .event import Event, EventStatus
 from .meta import Base
-from .order import Order, OrderItem, OrderStatus
+from .order import HOLDING_STATUSES, TAKING_STATUSES, Order, OrderItem, OrderStatus
+from .stripe_event import StripeEvent
 from .outbox import EmailKind, EmailStatus, OutboxEmail
 from .ticket_type import TicketType
 
@@ -29,6 +30,9 @@ __all__ = [
     "Order",
     "OrderItem",
     "OrderStatus",
+    "HOLDING_STATUSES",
+    "TAKING_STATUSES",
+    "StripeEvent",
     "TicketType",
     "get_engine",
     "get_request_session_factory",
