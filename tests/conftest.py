@@ -100,6 +100,9 @@ def pg_engine(postgresql_engine):
     empty_tables(postgresql_engine)
 
 
+WEBHOOK_SECRET = "whsec_test_secret"
+
+
 def app_settings(engine, **overrides):
     settings = {
         "sqlalchemy.url": engine.url.render_as_string(hide_password=False),
@@ -112,6 +115,8 @@ def app_settings(engine, **overrides):
         "huey.immediate": "true",
         # As in development.ini; tests/test_access_control.py switches it on.
         "ticketing.require_api_key": "false",
+        # The mock gateway's webhooks are signed and verified as Stripe's are.
+        "stripe.webhook_secret": WEBHOOK_SECRET,
     }
     settings.update(overrides)
     return settings

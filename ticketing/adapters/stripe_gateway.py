@@ -68,7 +68,6 @@ class StripePaymentGateway:
         max_network_retries=DEFAULT_MAX_NETWORK_RETRIES,
         lookup_window_seconds=3600,
         lookup_max_pages=10,
-        webhook_secret=None,
     ):
         if not api_key or not str(api_key).strip():
             raise ConfigurationError("missing setting 'stripe.api_key'")
@@ -76,12 +75,6 @@ class StripePaymentGateway:
             raise ConfigurationError("setting 'stripe.timeout_seconds' must be above 0")
         if max_network_retries < 0:
             raise ConfigurationError("setting 'stripe.max_network_retries' must be 0 or more")
-        if not webhook_secret or not str(webhook_secret).strip():
-            raise ConfigurationError(
-                "missing setting 'stripe.webhook_secret' (set the STRIPE_WEBHOOK_SECRET "
-                "environment variable)"
-            )
-        self.webhook_secret = str(webhook_secret).strip()
         self.api_base = (api_base or stripe.DEFAULT_API_BASE).rstrip("/")
         self.timeout_seconds = timeout_seconds
         self.max_network_retries = max_network_retries
@@ -99,16 +92,19 @@ class StripePaymentGateway:
 
     @classmethod
     def from_settings(cls, settings):
+        api_key = require(
+            settings, "stripe.api_key", " (set the STRIPE_SECRET_KEY environment variable)"
+        )
+        # The webhook view verifies Stripe's events with it: without it, no 3-D Secure payment
+        # could ever be confirmed, so a Stripe deployment without it must not start.
+        require(
+            settings,
+            "stripe.webhook_secret",
+            " (set the STRIPE_WEBHOOK_SECRET environment variable)",
+        )
         return cls(
-            api_key=require(
-                settings, "stripe.api_key", " (set the STRIPE_SECRET_KEY environment variable)"
-            ),
+            api_key=api_key,
             api_base=str(settings.get("stripe.api_base") or "").strip() or None,
-            webhook_secret=require(
-                settings,
-                "stripe.webhook_secret",
-                " (set the STRIPE_WEBHOOK_SECRET environment variable)",
-            ),
             timeout_seconds=as_float(settings, "stripe.timeout_seconds", DEFAULT_TIMEOUT_SECONDS),
             max_network_retries=as_int(
                 settings, "stripe.max_network_retries", DEFAULT_MAX_NETWORK_RETRIES
