@@ -217,6 +217,8 @@ def build_document(registry):
 def _definitions(service):
     seen = {}
     for method, view, args in service.definitions:
+        if method == "OPTIONS":
+            continue  # Cornice's CORS preflight, which browsers send themselves: no operation
         seen.setdefault(method, (method, view, args))  # the first view of a method answers
     return sorted(seen.values(), key=lambda d: METHOD_ORDER.index(d[0]))
 
