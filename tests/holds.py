@@ -32,7 +32,7 @@ THREE_D_SECURE = "pm_card_threeDSecureRequired"
 def order_body(**fields):
     order = {"customer_email": "buyer@example.com", "customer_name": "Buyer", "quantity": 1}
     order.update(fields)
-    return {"order": order}
+    return {"order": {name: value for name, value in order.items() if value is not None}}
 
 
 def reserve(testapp, event, status=201, **fields):

@@ -266,15 +266,16 @@ class SqlLedger:
         )
         self._create_table(metadata)
 
-    def _create_table(self, metadata):
-        try:
-            metadata.create_all(self.engine, checkfirst=True)
-        except sa.exc.DBAPIError:
-            # Another process (a twin gunicorn worker) created it between our check and our
-            # CREATE TABLE; anything else is a real error.
-            inspector = sa.inspect(self.engine)
-            if not all(inspector.has_table(name) for name in (self.TABLE, self.ACTIONS_TABLE)):
-                raise
+    def _create_table(self, metadata, attempts=5):
+        # Another process (a twin gunicorn worker) may create a table between our check and our
+        # CREATE TABLE: we check again, and skip what it made. A failure that persists is real.
+        for attempt in range(attempts):
+            try:
+                metadata.create_all(self.engine, checkfirst=True)
+                return
+            except sa.exc.DBAPIError:
+                if attempt == attempts - 1:
+                    raise
 
     def _action_from(self, row):
         return Charge(

@@ -25,6 +25,7 @@ No gateway call is made while the order's or the inventory's rows are locked.
 """
 
 import logging
+import uuid
 
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
@@ -187,8 +188,8 @@ def back_to_hold(dbsession, order_id, failure_code, *, now):
 def settle_payment(dbsession, tm, gateway, payment, *, now, hold_for):
     """Act on what the gateway says of ``payment`` (fetched from it, never a webhook's payload);
     return what was done, for the logs. Commits on ``tm``."""
-    order_id = (payment.metadata or {}).get("order_id")
-    if not order_id:
+    order_id = _order_id_of(payment)
+    if order_id is None:
         return "ignored"
     order = dbsession.scalar(select(Order).where(Order.id == order_id).with_for_update())
     if order is None:
@@ -218,6 +219,14 @@ def settle_payment(dbsession, tm, gateway, payment, *, now, hold_for):
             outcome = "failed"
     _commit(tm)
     return outcome
+
+
+def _order_id_of(payment):
+    """The order a payment is for, from the metadata we gave it; None for one not ours."""
+    try:
+        return uuid.UUID((payment.metadata or {}).get("order_id") or "")
+    except ValueError:
+        return None
 
 
 def _settle_money(dbsession, tm, gateway, order, payment, its_own, *, now):

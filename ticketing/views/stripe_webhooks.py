@@ -51,7 +51,7 @@ class Received(StrictMappingSchema):
 
 def payment_id_of(event):
     """The PaymentIntent an event is about: the object itself, or a charge's intent."""
-    data = event.data.object
+    data = event.data.object.to_dict()
     if data.get("object") == "payment_intent":
         return data.get("id")
     if data.get("object") == "charge":
