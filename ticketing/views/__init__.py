@@ -9,7 +9,7 @@ from cornice import Service
 from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.request import Request
-from pyramid.threadlocal import get_current_registry
+from pyramid.threadlocal import get_current_registry, get_current_request
 from webob.multidict import GetDict
 
 from ticketing.domain.errors import InvalidTicketType, PriceNotInCurrency
@@ -33,8 +33,11 @@ class ApiService(Service):
 class BuyerService(ApiService):
     """A service buyers call from organisers' own checkout pages (3-D Secure is finished in the
     buyer's browser, with Stripe.js): Cornice's CORS support answers for the origins of the
-    setting ``ticketing.cors_origins``, preflight included. The origins are the app's, read when
-    a request asks, since one service object serves every app of the process."""
+    setting ``ticketing.cors_origins``, preflight included, and for the API's own origin (its
+    documentation page). Cornice refuses a request from any other origin before the view runs
+    (400 ``origin_not_allowed``), so a cross-site form cannot buy or release anything either. The
+    origins are the app's, read when a request asks, since one service object serves every app
+    of the process."""
 
     def __init__(self, *args, depth=1, **kwargs):
         # One frame deeper than Cornice expects: venusian must find the module declaring it.
@@ -46,15 +49,22 @@ class BuyerService(ApiService):
             **kwargs,
         )
 
+    def get_arguments(self, conf=None):
+        arguments = super().get_arguments(conf)
+        # Not frozen into each view's arguments when it is declared: always the property's.
+        arguments.pop("cors_origins", None)
+        return arguments
+
     @property
     def cors_origins(self):
-        return get_current_registry().get("cors_origins", ())
+        configured = get_current_registry().get("cors_origins", ())
+        request = get_current_request()
+        return configured if request is None else (*configured, request.host_url)
 
     @cors_origins.setter
     def cors_origins(self, origins):
-        # Cornice assigns the service's arguments (read back from this property) when it builds
-        # the service; the origins stay the settings'.
-        pass
+        if origins:
+            raise ConfigurationError("a buyer service's origins are ticketing.cors_origins")
 
 
 #: response headers a buyer's browser may read
