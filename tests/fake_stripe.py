@@ -33,7 +33,9 @@ DECLINES = {
     ),
     "pm_card_chargeDeclinedExpiredCard": ("expired_card", None, "Your card has expired."),
 }
-NEEDS_AUTHENTICATION = frozenset({"pm_card_authenticationRequired", "pm_card_threeDSecure2Required"})
+NEEDS_AUTHENTICATION = frozenset(
+    {"pm_card_authenticationRequired", "pm_card_threeDSecure2Required"}
+)
 SEARCH_QUERY = re.compile(r"^metadata\['(?P<key>[^']+)'\]:'(?P<value>(?:[^'\\]|\\.)*)'$")
 
 

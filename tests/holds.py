@@ -41,7 +41,9 @@ def reserve(testapp, event, status=201, **fields):
 
 def pay(testapp, order_id, payment_method="pm_card_visa", status=200):
     return testapp.post_json(
-        f"/api/orders/{order_id}/pay", {"payment": {"payment_method": payment_method}}, status=status
+        f"/api/orders/{order_id}/pay",
+        {"payment": {"payment_method": payment_method}},
+        status=status,
     )
 
 

@@ -18,7 +18,9 @@ ELSEWHERE = "https://evil.example.net"
 
 @pytest.fixture
 def app(dbengine):
-    return main({}, **app_settings(dbengine, **{"ticketing.cors_origins": f"{SHOP} https://b.example"}))
+    return main(
+        {}, **app_settings(dbengine, **{"ticketing.cors_origins": f"{SHOP} https://b.example"})
+    )
 
 
 @pytest.fixture
@@ -57,7 +59,9 @@ def test_a_checkout_page_s_preflight_is_answered(client, dbengine, method, patte
 
     assert answer.headers["Access-Control-Allow-Origin"] == SHOP
     assert method in answer.headers["Access-Control-Allow-Methods"].split(",")
-    allowed = {name.strip().lower() for name in answer.headers["Access-Control-Allow-Headers"].split(",")}
+    allowed = {
+        name.strip().lower() for name in answer.headers["Access-Control-Allow-Headers"].split(",")
+    }
     assert {"content-type", "idempotency-key"} <= allowed
     assert_books(dbengine, client.app.registry.getUtility(IPaymentGateway))
 
@@ -66,8 +70,12 @@ def test_a_checkout_page_reserves_pays_and_reads_the_error_too(client, dbengine)
     event = create_event(dbengine, total_tickets=1)
     origin = {"Origin": SHOP}
 
-    hold = client.post_json(f"/api/events/{event.id}/orders", order_body(), headers=origin, status=201)
-    refused = client.post_json(f"/api/events/{event.id}/orders", order_body(), headers=origin, status=409)
+    hold = client.post_json(
+        f"/api/events/{event.id}/orders", order_body(), headers=origin, status=201
+    )
+    refused = client.post_json(
+        f"/api/events/{event.id}/orders", order_body(), headers=origin, status=409
+    )
     paid = client.post_json(
         f"/api/orders/{hold.json['data']['id']}/pay", {"payment": {}}, headers=origin, status=200
     )
@@ -104,7 +112,12 @@ def test_the_api_s_own_pages_may_call_it(client, dbengine):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/api/events"), ("GET", "/api/orders"), ("POST", "/api/keys"), ("GET", "/api/events")],
+    [
+        ("POST", "/api/events"),
+        ("GET", "/api/orders"),
+        ("POST", "/api/keys"),
+        ("GET", "/api/events"),
+    ],
 )
 def test_organiser_endpoints_are_not_opened_to_other_origins(client, method, path):
     answer = client.options(
@@ -116,7 +129,9 @@ def test_organiser_endpoints_are_not_opened_to_other_origins(client, method, pat
 
 
 def test_without_origins_configured_only_the_api_itself_is_let_in(dbengine):
-    client = TestApp(main({}, **app_settings(dbengine)), extra_environ={"HTTP_HOST": "tickets.test"})
+    client = TestApp(
+        main({}, **app_settings(dbengine)), extra_environ={"HTTP_HOST": "tickets.test"}
+    )
     event = create_event(dbengine)
     refused = client.post_json(
         f"/api/events/{event.id}/purchase", order_body(), headers={"Origin": SHOP}, status=400

@@ -46,9 +46,7 @@ def gateway_of(app):
 # --- reserving ------------------------------------------------------------------------------------
 
 
-def test_a_hold_takes_the_tickets_until_it_expires_and_charges_nothing(
-    testapp, dbengine, gateway
-):
+def test_a_hold_takes_the_tickets_until_it_expires_and_charges_nothing(testapp, dbengine, gateway):
     event = create_event(dbengine, total_tickets=10)
     before = utcnow()
 
@@ -391,7 +389,9 @@ def test_a_webhook_with_a_bad_or_old_signature_is_400_and_changes_nothing(
     order_id, succeeded = _awaiting_then_paid_at_the_gateway(app, testapp, gateway, event, 1)
 
     wrong = post_stripe_event(testapp, succeeded, secret="whsec_someone_else", status=400)
-    old = post_stripe_event(testapp, succeeded, timestamp=int(utcnow().timestamp()) - 301, status=400)
+    old = post_stripe_event(
+        testapp, succeeded, timestamp=int(utcnow().timestamp()) - 301, status=400
+    )
     unsigned = testapp.post("/api/webhooks/stripe", "{}", status=400)
 
     for refused in (wrong, old, unsigned):
@@ -469,10 +469,16 @@ def test_holds_count_per_type(testapp, dbengine, gateway):
     event = create_event(dbengine, total_tickets=10)
     vip = create_ticket_type(dbengine, event, name="VIP", capacity=3, price_cents=9000)
     general = testapp.get(f"/api/events/{event.id}/ticket-types").json["data"][0]["id"]
-    items = [{"ticket_type_id": str(vip.id), "quantity": 2}, {"ticket_type_id": general, "quantity": 1}]
+    items = [
+        {"ticket_type_id": str(vip.id), "quantity": 2},
+        {"ticket_type_id": general, "quantity": 1},
+    ]
     hold = reserve(testapp, event, quantity=None, items=items).json["data"]
 
-    left = {row["name"]: row for row in testapp.get(f"/api/events/{event.id}/availability").json["data"]["ticket_types"]}
+    left = {
+        row["name"]: row
+        for row in testapp.get(f"/api/events/{event.id}/availability").json["data"]["ticket_types"]
+    }
 
     assert (left["VIP"]["held"], left["VIP"]["available"]) == (2, 1)
     assert left["General admission"]["held"] == 1

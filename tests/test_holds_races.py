@@ -15,7 +15,15 @@ from ticketing.models import StripeEvent
 
 from .conftest import app_settings
 from .factories import create_event, load_event, load_order
-from .holds import THREE_D_SECURE, assert_books, confirmation_emails, later, pay, post_stripe_event, reserve
+from .holds import (
+    THREE_D_SECURE,
+    assert_books,
+    confirmation_emails,
+    later,
+    pay,
+    post_stripe_event,
+    reserve,
+)
 from .test_holds import _awaiting_then_paid_at_the_gateway
 from .test_purchase_concurrency import run_at_once
 

@@ -280,7 +280,9 @@ def test_a_failed_authentication_is_retrieved_as_requires_payment_method(fake, s
 
 
 def test_cancelling_a_payment_that_succeeded_meanwhile_says_so(fake, stripe_gateway):
-    waiting = charge(stripe_gateway, key="k-waiting", payment_method="pm_card_authenticationRequired")
+    waiting = charge(
+        stripe_gateway, key="k-waiting", payment_method="pm_card_authenticationRequired"
+    )
     assert stripe_gateway.cancel_payment(waiting.id).status == "canceled"
 
     paid = charge(stripe_gateway, key="k-paid", payment_method="pm_card_authenticationRequired")

@@ -86,7 +86,9 @@ def test_a_purchase_needing_3d_secure_is_confirmed_by_stripes_webhook(
     assert fake.requests_to("POST", f"/v1/payment_intents/{intent['id']}/cancel") == []
     fake.complete_action(intent["id"], succeed=True)
 
-    delivered = post_stripe_event(stripe_app, intent_event(fake, "payment_intent.succeeded", intent["id"]))
+    delivered = post_stripe_event(
+        stripe_app, intent_event(fake, "payment_intent.succeeded", intent["id"])
+    )
 
     assert delivered.json["outcome"] == "confirmed"
     order_id = uuid.UUID(waiting.json["data"]["id"])
@@ -121,7 +123,9 @@ def test_a_hold_paid_with_3d_secure_through_stripe(stripe_app, dbengine, fake, l
 def test_a_forged_success_is_not_believed(stripe_app, dbengine, fake, ledger):
     event = create_event(dbengine, total_tickets=10)
     body = order_body(payment_method=NEEDS_3DS)
-    order_id = stripe_app.post_json(f"/api/events/{event.id}/purchase", body, status=202).json["data"]["id"]
+    order_id = stripe_app.post_json(f"/api/events/{event.id}/purchase", body, status=202).json[
+        "data"
+    ]["id"]
     [intent] = fake.payment_intents.values()
     # Signed, but the buyer never authenticated: the payload lies about the status.
     lying = intent_event(fake, "payment_intent.succeeded", intent["id"], status="succeeded")
@@ -136,7 +140,9 @@ def test_duplicates_and_reversed_order_settle_once(stripe_app, dbengine, fake, l
     event = create_event(dbengine, total_tickets=10)
     body = order_body(payment_method=NEEDS_3DS)
     order_id = uuid.UUID(
-        stripe_app.post_json(f"/api/events/{event.id}/purchase", body, status=202).json["data"]["id"]
+        stripe_app.post_json(f"/api/events/{event.id}/purchase", body, status=202).json["data"][
+            "id"
+        ]
     )
     [intent] = fake.payment_intents.values()
     # Stripe sends requires_action first, but it arrives after the success; then the success again.
@@ -159,7 +165,9 @@ def test_a_bad_signature_or_one_outside_the_tolerance_is_400(stripe_app, dbengin
     event = create_event(dbengine, total_tickets=10)
     body = order_body(payment_method=NEEDS_3DS)
     order_id = uuid.UUID(
-        stripe_app.post_json(f"/api/events/{event.id}/purchase", body, status=202).json["data"]["id"]
+        stripe_app.post_json(f"/api/events/{event.id}/purchase", body, status=202).json["data"][
+            "id"
+        ]
     )
     [intent] = fake.payment_intents.values()
     fake.complete_action(intent["id"], succeed=True)
@@ -176,7 +184,9 @@ def test_a_bad_signature_or_one_outside_the_tolerance_is_400(stripe_app, dbengin
 def test_a_refund_in_stripes_dashboard_cancels_the_order(stripe_app, dbengine, fake, ledger):
     event = create_event(dbengine, total_tickets=10)
     order = stripe_app.post_json(
-        f"/api/events/{event.id}/purchase", order_body(quantity=3, payment_method="pm_card_visa"), status=201
+        f"/api/events/{event.id}/purchase",
+        order_body(quantity=3, payment_method="pm_card_visa"),
+        status=201,
     ).json["data"]
     charge = fake.refund_in_dashboard(order["payment_reference"])
 
@@ -196,14 +206,18 @@ def test_stripe_unreachable_while_settling_is_503_for_stripe_to_retry(
     event = create_event(dbengine, total_tickets=10)
     body = order_body(payment_method=NEEDS_3DS)
     order_id = uuid.UUID(
-        stripe_app.post_json(f"/api/events/{event.id}/purchase", body, status=202).json["data"]["id"]
+        stripe_app.post_json(f"/api/events/{event.id}/purchase", body, status=202).json["data"][
+            "id"
+        ]
     )
     [intent] = fake.payment_intents.values()
     fake.complete_action(intent["id"], succeed=True)
     succeeded = intent_event(fake, "payment_intent.succeeded", intent["id"])
     fake.fail("GET", f"/v1/payment_intents/{intent['id']}", status=500)
 
-    assert post_stripe_event(stripe_app, succeeded, status=503).json["code"] == "payment_unavailable"
+    assert (
+        post_stripe_event(stripe_app, succeeded, status=503).json["code"] == "payment_unavailable"
+    )
     assert load_order(dbengine, order_id).status == "awaiting_action"
 
     # Stripe delivers it again later; it was not recorded as processed.

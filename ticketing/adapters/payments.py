@@ -19,7 +19,6 @@ from ticketing.domain.errors import PaymentDeclined, PaymentUnavailable
 from ticketing.interfaces import IPaymentGateway, PaymentStatus
 from ticketing.settings import as_float, as_int
 
-
 SUCCEEDED = PaymentStatus.SUCCEEDED
 REQUIRES_ACTION = PaymentStatus.REQUIRES_ACTION
 REQUIRES_PAYMENT_METHOD = PaymentStatus.REQUIRES_PAYMENT_METHOD
@@ -27,7 +26,11 @@ CANCELED = PaymentStatus.CANCELED
 
 #: the mock's cards that need 3-D Secure, named as Stripe's test PaymentMethods are
 THREE_D_SECURE_CARDS = frozenset(
-    {"pm_card_threeDSecureRequired", "pm_card_threeDSecure2Required", "pm_card_authenticationRequired"}
+    {
+        "pm_card_threeDSecureRequired",
+        "pm_card_threeDSecure2Required",
+        "pm_card_authenticationRequired",
+    }
 )
 
 

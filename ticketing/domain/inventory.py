@@ -363,7 +363,10 @@ def retake_order(dbsession, event_id, order_id, quantity, *, now):
     }
     for item in items:
         ticket_type = types[item.ticket_type_id]
-        if ticket_type.capacity is not None and ticket_type.capacity - ticket_type.sold < item.quantity:
+        if (
+            ticket_type.capacity is not None
+            and ticket_type.capacity - ticket_type.sold < item.quantity
+        ):
             return False
     dbsession.execute(
         update(Event)

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from zope.sqlalchemy import mark_changed
 
 from ticketing.interfaces import PaymentStatus
-from ticketing.models import EmailKind, HOLDING_STATUSES, Order, OrderStatus, StripeEvent
+from ticketing.models import HOLDING_STATUSES, EmailKind, Order, OrderStatus, StripeEvent
 
 from . import holds, inventory, orders, outbox
 from .errors import (
@@ -287,7 +287,9 @@ def fail_and_release(dbsession, order, failure_code, *, now):
     failed = dbsession.scalar(
         update(Order)
         .where(Order.id == order.id, Order.status.in_(HOLDING_STATUSES))
-        .values(status=OrderStatus.FAILED, failure_code=failure_code, expires_at=None, updated_at=now)
+        .values(
+            status=OrderStatus.FAILED, failure_code=failure_code, expires_at=None, updated_at=now
+        )
         .returning(Order.id)
     )
     if failed is not None:
@@ -315,7 +317,9 @@ def cancel_refunded_at_gateway(dbsession, order, payment, *, now):
     outbox.record_email(dbsession, order.id, EmailKind.ORDER_CANCELLATION, now=now)
 
 
-def process_gateway_event(dbsession, tm, gateway, event_id, event_type, payment_id, *, now, hold_for):
+def process_gateway_event(
+    dbsession, tm, gateway, event_id, event_type, payment_id, *, now, hold_for
+):
     """One event of the gateway's webhook (already verified) about ``payment_id``: once per
     event id. The payment is fetched from the gateway and settled (:func:`settle_payment`);
     the event id is recorded afterwards, so an event whose settling failed (the gateway or the

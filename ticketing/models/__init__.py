@@ -14,8 +14,8 @@ from .api_key import ApiKey, KeyScope
 from .event import Event, EventStatus
 from .meta import Base
 from .order import HOLDING_STATUSES, TAKING_STATUSES, Order, OrderItem, OrderStatus
-from .stripe_event import StripeEvent
 from .outbox import EmailKind, EmailStatus, OutboxEmail
+from .stripe_event import StripeEvent
 from .ticket_type import TicketType
 
 __all__ = [

@@ -341,9 +341,7 @@ def order_json(order):
         "payment_reference": order.payment_reference,
         "refund_reference": order.refund_reference,
         "failure_code": order.failure_code,
-        "expires_at": timestamp(order.expires_at)
-        if order.status in HOLD_STATUSES_SHOWN
-        else None,
+        "expires_at": timestamp(order.expires_at) if order.status in HOLD_STATUSES_SHOWN else None,
         "created_at": timestamp(order.created_at),
         "confirmed_at": timestamp(order.confirmed_at),
         "cancelled_at": timestamp(order.cancelled_at),

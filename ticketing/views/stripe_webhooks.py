@@ -98,4 +98,3 @@ def receive_stripe_event(request):
         raise
     log.info("stripe event %s (%s): %s", event.id, event.type, outcome)
     return {"received": True, "outcome": outcome}
-

@@ -22,7 +22,15 @@ branch_labels = None
 depends_on = None
 
 OLD_STATUSES = ("pending", "confirmed", "failed", "cancelled")
-NEW_STATUSES = ("reserved", "pending", "awaiting_action", "confirmed", "expired", "failed", "cancelled")
+NEW_STATUSES = (
+    "reserved",
+    "pending",
+    "awaiting_action",
+    "confirmed",
+    "expired",
+    "failed",
+    "cancelled",
+)
 OLD_KINDS = ("order_confirmation", "order_cancellation")
 NEW_KINDS = (*OLD_KINDS, "payment_refunded")
 
