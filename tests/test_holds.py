@@ -504,3 +504,28 @@ def test_the_stale_order_sweep_settles_a_pay_left_pending(app, testapp, dbengine
 
     assert load_order(dbengine, order.id).status == ("confirmed" if succeed else "failed")
     assert_books(dbengine, gateway)
+
+
+def test_the_stale_order_sweep_counts_a_hold_s_payment_from_when_it_started(app, dbengine, gateway):
+    """A hold reserved long ago whose payment just started is not stale: the sweep must not
+    fail it under the buyer's charge."""
+    event = create_event(dbengine, total_tickets=5)
+    purchase = orders.PurchaseRequest(
+        event_id=event.id, customer_email="a@example.com", customer_name="A", quantity=1, hold=True
+    )
+    factory = app.registry["dbsession_factory"]
+    with job_transaction(factory) as (dbsession, tm):
+        hold = holds.reserve(
+            dbsession, tm, purchase, now=later(-20), hold_for=dt.timedelta(minutes=30)
+        ).order
+        payments_async._start_attempt(dbsession, tm, hold.id, now=utcnow())
+
+    with job_transaction(factory) as (dbsession, tm):
+        soon = orders.settle_stale_pending_orders(dbsession, tm, gateway, now=later(1))
+    assert (soon.confirmed, soon.failed) == (0, 0)
+    assert load_order(dbengine, hold.id).status == "pending"
+
+    with job_transaction(factory) as (dbsession, tm):
+        late = orders.settle_stale_pending_orders(dbsession, tm, gateway, now=later(6))
+    assert late.failed == 1  # no charge was ever made: its tickets go back
+    assert_books(dbengine, gateway)

@@ -90,6 +90,7 @@ def expire_hold(dbsession, order_id, *, now):
         select(Order)
         .where(Order.id == order_id, Order.status.in_(HOLD_STATUSES), Order.expires_at <= now)
         .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     )
     if order is None:
         return None

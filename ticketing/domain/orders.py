@@ -32,7 +32,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from zope.sqlalchemy import mark_changed
 
@@ -135,9 +135,7 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now, hold_for=DEFAULT_
     taken = take_or_replay(dbsession, tm, purchase, now=now)
     if taken.replayed:
         if taken.order.status == OrderStatus.AWAITING_ACTION:
-            return PurchaseResult(
-                taken.order, True, gateway.retrieve_payment(taken.order.payment_reference)
-            )
+            return awaiting_answer(gateway, taken.order)
         return taken
     return _pay(dbsession, tm, gateway, taken.order, purchase, now, hold_for)
 
@@ -391,6 +389,19 @@ def _pay(dbsession, tm, gateway, order, purchase, now, hold_for):
     return PurchaseResult(order, replayed=False)
 
 
+def awaiting_answer(gateway, order):
+    """The answer for an order awaiting its buyer's authentication: its payment as the gateway
+    has it now, for the buyer's browser; once the gateway has decided, the order is about to be
+    settled (by the webhook, or a pay), and the client should ask again shortly."""
+    payment = gateway.retrieve_payment(order.payment_reference)
+    if payment.status != PaymentStatus.REQUIRES_ACTION:
+        raise RequestInProgress(
+            "The payment of this order is being settled; retry shortly.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return PurchaseResult(order, replayed=True, payment=payment)
+
+
 def _await_action(dbsession, tm, gateway, order, payment, now, hold_for):
     """The gateway needs the buyer to authenticate ``payment``: the pending order waits for it,
     held until its hold's end (a one-step purchase's: ``hold_for`` from now); the gateway's
@@ -567,7 +578,8 @@ def _abort(tm):
 def get_order(dbsession, order_id, *, for_update=False):
     statement = select(Order).where(Order.id == order_id)
     if for_update:
-        statement = statement.with_for_update()
+        # Read again under the lock, whatever the session holds of it.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     order = dbsession.scalar(statement)
     if order is None:
         raise OrderNotFound(f"No order has the id {order_id}.")
@@ -628,12 +640,18 @@ def settle_stale_pending_orders(dbsession, tm, gateway, *, now, older_than=STALE
     confirming): confirm those whose charge the gateway kept, fail and release the others.
 
     Each order is settled in its own transaction on ``tm``; one the gateway cannot answer for is
-    left for the next run. Returns a :class:`SettlementReport`.
+    left for the next run. A hold's payment counts from when it started, not from the hold.
+    Returns a :class:`SettlementReport`.
     """
+    cutoff = now - older_than
     stale_ids = list(
         dbsession.scalars(
             select(Order.id)
-            .where(Order.status == OrderStatus.PENDING, Order.created_at < now - older_than)
+            .where(
+                Order.status == OrderStatus.PENDING,
+                Order.created_at < cutoff,
+                or_(Order.expires_at.is_(None), Order.updated_at < cutoff),
+            )
             .order_by(Order.created_at)
             .limit(limit)
         )

@@ -91,7 +91,7 @@ def _replay_awaiting(dbsession, tm, gateway, order, *, now, hold_for):
 
 def _answer(gateway, order):
     if order.status == OrderStatus.AWAITING_ACTION:
-        return PurchaseResult(order, True, gateway.retrieve_payment(order.payment_reference))
+        return orders.awaiting_answer(gateway, order)
     if order.status == OrderStatus.CONFIRMED:
         return PurchaseResult(order, replayed=True)
     raise OrderNotPayable(f"The order is {order.status}; only holds can be paid.")
@@ -191,7 +191,12 @@ def settle_payment(dbsession, tm, gateway, payment, *, now, hold_for):
     order_id = _order_id_of(payment)
     if order_id is None:
         return "ignored"
-    order = dbsession.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    order = dbsession.scalar(
+        select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if order is None:
         _abort(tm)
         return "ignored"
