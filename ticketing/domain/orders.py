@@ -471,16 +471,20 @@ def _confirmation(from_statuses):
     ``p_order_id``, ``p_reference``, ``p_now``), built once for each."""
     orders = Order.__table__
     now = bindparam("p_now", type_=orders.c.confirmed_at.type)
+    # The purchase's own confirmation (of a pending order only) stays the statement it was;
+    # confirming a hold also ends its hold and forgets its last failed attempt.
+    purchase = from_statuses == (OrderStatus.PENDING,)
     return (
         orders.update()
         .where(
             orders.c.id == bindparam("p_order_id", type_=orders.c.id.type),
-            orders.c.status.in_(from_statuses),
+            orders.c.status == OrderStatus.PENDING
+            if purchase
+            else orders.c.status.in_(from_statuses),
         )
         .values(
+            **({} if purchase else {"expires_at": None, "failure_code": None}),
             status=OrderStatus.CONFIRMED,
-            expires_at=None,
-            failure_code=None,
             payment_reference=bindparam("p_reference", type_=orders.c.payment_reference.type),
             confirmed_at=now,
             updated_at=now,

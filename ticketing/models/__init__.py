@@ -13,7 +13,7 @@ from ticketing.settings import as_int, require
 from .api_key import ApiKey, KeyScope
 from .event import Event, EventStatus
 from .meta import Base
-from .order import HOLDING_STATUSES, TAKING_STATUSES, Order, OrderItem, OrderStatus
+from .order import HOLDING_STATUSES, Order, OrderItem, OrderStatus
 from .outbox import EmailKind, EmailStatus, OutboxEmail
 from .stripe_event import StripeEvent
 from .ticket_type import TicketType
@@ -31,7 +31,6 @@ __all__ = [
     "OrderItem",
     "OrderStatus",
     "HOLDING_STATUSES",
-    "TAKING_STATUSES",
     "StripeEvent",
     "TicketType",
     "get_engine",

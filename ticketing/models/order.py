@@ -29,8 +29,6 @@ class OrderStatus(enum.StrEnum):
 
 #: the states whose tickets are taken but not paid for: availability shows them as ``held``
 HOLDING_STATUSES = (OrderStatus.RESERVED, OrderStatus.PENDING, OrderStatus.AWAITING_ACTION)
-#: the states whose tickets are taken at all
-TAKING_STATUSES = (*HOLDING_STATUSES, OrderStatus.CONFIRMED)
 
 
 class Order(Base):

@@ -5,6 +5,7 @@ import datetime as dt
 
 import colander
 
+from ticketing.domain.holds import HOLD_STATUSES
 from ticketing.models import EventStatus, KeyScope, OrderStatus
 from ticketing.money import format_money
 
@@ -341,16 +342,12 @@ def order_json(order):
         "payment_reference": order.payment_reference,
         "refund_reference": order.refund_reference,
         "failure_code": order.failure_code,
-        "expires_at": timestamp(order.expires_at) if order.status in HOLD_STATUSES_SHOWN else None,
+        "expires_at": timestamp(order.expires_at) if order.status in HOLD_STATUSES else None,
         "created_at": timestamp(order.created_at),
         "confirmed_at": timestamp(order.confirmed_at),
         "cancelled_at": timestamp(order.cancelled_at),
         "refunded_at": timestamp(order.refunded_at),
     }
-
-
-#: the states whose ``expires_at`` means something to the buyer
-HOLD_STATUSES_SHOWN = (OrderStatus.RESERVED, OrderStatus.AWAITING_ACTION)
 
 
 def awaiting_json(order, payment):
