@@ -529,3 +529,32 @@ def test_the_stale_order_sweep_counts_a_hold_s_payment_from_when_it_started(app,
         late = orders.settle_stale_pending_orders(dbsession, tm, gateway, now=later(6))
     assert late.failed == 1  # no charge was ever made: its tickets go back
     assert_books(dbengine, gateway)
+
+
+def test_a_pay_retried_with_its_key_answers_as_it_did(testapp, dbengine, gateway):
+    event = create_event(dbengine, total_tickets=10)
+    hold = reserve(testapp, event, quantity=2).json["data"]
+    url = f"/api/orders/{hold['id']}/pay"
+    gateway.configure(failure_mode="card_declined")
+
+    testapp.post_json(url, {"payment": {"idempotency_key": "pay-1"}}, status=402)
+    gateway.configure()
+    again = testapp.post_json(
+        url, {"payment": {}}, headers={"Idempotency-Key": "pay-1"}, status=402
+    )
+
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert [call[0] for call in gateway.calls] == ["charge"]  # the retry charged nothing
+    paid = testapp.post_json(url, {"payment": {"idempotency_key": "pay-2"}}, status=200)
+    assert paid.json["data"]["status"] == "confirmed"
+    replay = testapp.post_json(url, {"payment": {"idempotency_key": "pay-2"}}, status=200)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    mismatch = testapp.post_json(
+        url,
+        {"payment": {"idempotency_key": "pay-2"}},
+        headers={"Idempotency-Key": "pay-3"},
+        status=422,
+    )
+    assert mismatch.json["code"] == "idempotency_key_mismatch"
+    assert [call[0] for call in gateway.calls] == ["charge", "charge"]
+    assert_books(dbengine, gateway)

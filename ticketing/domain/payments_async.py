@@ -49,17 +49,37 @@ log = logging.getLogger(__name__)
 #: states whose money, arriving, finds the tickets given back
 _GAVE_TICKETS_BACK = (OrderStatus.EXPIRED, OrderStatus.FAILED)
 
+#: how attempts that the buyer's card refused end (a hold's ``failure_code``): the same pay,
+#: retried with its key, is answered with the same decline
+_DECLINES = ("payment_declined", "payment_failed")
 
-def pay_hold(dbsession, tm, gateway, order_id, payment_method, *, now, hold_for):
+
+def pay_hold(
+    dbsession, tm, gateway, order_id, payment_method, *, now, hold_for, idempotency_key=None
+):
     """Pay a hold; return a :class:`~ticketing.domain.orders.PurchaseResult`: the order
     ``confirmed``, or ``awaiting_action`` with the gateway's ``payment`` (its client secret) for
     the buyer to authenticate. Paying again is safe: a paid order answers as it is (``replayed``),
-    one awaiting authentication answers with its payment again.
+    one awaiting authentication answers with its payment again. With the ``idempotency_key`` of
+    the pay that started the last attempt, a declined or failed attempt answers its decline
+    again; another key (or none) after a decline is a new attempt, with another card.
 
     An expired hold first takes its tickets again; if they are gone, :class:`HoldExpired` and
     nothing is charged.
     """
     order = orders.get_order(dbsession, order_id)
+    if (
+        idempotency_key is not None
+        and order.payment_idempotency_key == idempotency_key
+        and order.status == OrderStatus.RESERVED
+        and order.failure_code in _DECLINES
+    ):
+        raise PaymentDeclined(
+            "The payment with this Idempotency-Key was declined; pay with a new key to try "
+            "another card.",
+            order_id=str(order.id),
+            headers={"Idempotent-Replayed": "true"},
+        )
     if order.status == OrderStatus.AWAITING_ACTION:
         order = _replay_awaiting(dbsession, tm, gateway, order, now=now, hold_for=hold_for)
         if order.status != OrderStatus.RESERVED:
@@ -75,7 +95,7 @@ def pay_hold(dbsession, tm, gateway, order_id, payment_method, *, now, hold_for)
         raise OrderNotPayable(f"The order is {order.status}; only holds can be paid.")
     _commit(tm)
     _hold_again_if_expired(dbsession, tm, order_id, now=now, hold_for=hold_for)
-    order = _start_attempt(dbsession, tm, order_id, now=now)
+    order = _start_attempt(dbsession, tm, order_id, idempotency_key, now=now)
     return _charge(dbsession, tm, gateway, order, payment_method, now=now, hold_for=hold_for)
 
 
@@ -114,9 +134,9 @@ def _hold_again_if_expired(dbsession, tm, order_id, *, now, hold_for):
     _commit(tm)
 
 
-def _start_attempt(dbsession, tm, order_id, *, now):
+def _start_attempt(dbsession, tm, order_id, idempotency_key=None, *, now):
     """``reserved`` -> ``pending``: a new payment attempt (a new charge key) when the last one
-    ended without money, so another card is another payment."""
+    ended without money, so another card is another payment; ``idempotency_key`` is the pay's."""
     started = dbsession.scalar(
         update(Order)
         .where(Order.id == order_id, Order.status == OrderStatus.RESERVED)
@@ -125,6 +145,7 @@ def _start_attempt(dbsession, tm, order_id, *, now):
             payment_attempt=Order.payment_attempt
             + case((Order.failure_code.is_(None), 0), else_=1),
             failure_code=None,
+            payment_idempotency_key=idempotency_key,
             updated_at=now,
         )
         .returning(Order),

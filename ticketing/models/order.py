@@ -77,6 +77,9 @@ class Order(Base):
     #: the payment attempt under way or last made: each has its own charge idempotency key, so
     #: that a buyer whose card was declined or failed 3-D Secure can try another one
     payment_attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: the Idempotency-Key of the pay that started the current attempt: the same key answers
+    #: as that attempt did
+    payment_idempotency_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

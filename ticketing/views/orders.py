@@ -191,10 +191,18 @@ class PaymentFields(StrictMappingSchema):
         description="The payment gateway's payment method (e.g. Stripe's `pm_card_visa`; "
         "`pm_card_threeDSecureRequired` needs 3-D Secure, with the mock gateway too).",
     )
+    idempotency_key = colander.SchemaNode(
+        StrictString(),
+        preparer=strip,
+        validator=colander.Length(1, 255),
+        missing=None,
+        description="The pay's own key: retried with it, a declined attempt answers its decline "
+        "again; a new key after a decline tries another card. Or the Idempotency-Key header.",
+    )
 
 
 class PayBody(StrictMappingSchema):
-    payment = PaymentFields(missing={"payment_method": None})
+    payment = PaymentFields(missing={"payment_method": None, "idempotency_key": None})
 
     example = {"payment": {"payment_method": "pm_card_visa"}}
 
@@ -257,6 +265,12 @@ IDEMPOTENCY_HEADER_PARAMETER = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 
+
+PAY_IDEMPOTENCY_HEADER_PARAMETER = {
+    **IDEMPOTENCY_HEADER_PARAMETER,
+    "description": "The pay's own idempotency key, instead of or as well as "
+    "`payment.idempotency_key` (both: they must match).",
+}
 
 AWAITING_ACTION = Success(
     202,
@@ -410,13 +424,16 @@ def reserve_tickets(request):
     Success(200, "The confirmed order (or, paid already, the order as it is).", OrderResource()),
     AWAITING_ACTION,
     raises=(
+        IdempotencyKeyInvalid,
         OrderNotFound,
         OrderNotPayable,
         HoldExpired,
         PaymentDeclined,
         RequestInProgress,
+        IdempotencyKeyMismatch,
         PaymentUnavailable,
     ),
+    request_headers=(PAY_IDEMPOTENCY_HEADER_PARAMETER,),
 )
 def pay_hold(request):
     """Pay a hold
@@ -427,14 +444,16 @@ def pay_hold(request):
     stays, to be paid with another card. An expired hold first takes its tickets again: if they
     are gone, 409 `hold_expired` and nothing is charged.
     """
+    fields = request.validated["payment"]
     result = payments_async.pay_hold(
         request.dbsession,
         request.tm,
         request.payment_gateway,
         order_id_from(request),
-        request.validated["payment"]["payment_method"],
+        fields["payment_method"],
         now=utcnow(),
         hold_for=request.registry["hold_for"],
+        idempotency_key=idempotency_key_from(request, fields["idempotency_key"]),
     )
     return order_answer(request, result, 200)
 

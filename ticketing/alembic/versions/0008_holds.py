@@ -2,9 +2,10 @@
 
 Orders gain three states: ``reserved`` (a hold: tickets taken until ``expires_at``, no money),
 ``awaiting_action`` (the buyer must authenticate the payment, 3-D Secure) and ``expired`` (a hold
-not paid in time); a payment attempt number, so that a hold can be paid again with another card;
-and an index for the hold-expiry job. Stripe's events are recorded by id once processed. The
-outbox learns the email of money refunded because its hold expired.
+not paid in time); a payment attempt number, so that a hold can be paid again with another card,
+and the idempotency key of the pay that started it; and an index for the hold-expiry job.
+Stripe's events are recorded by id once processed. The outbox learns the email of money
+refunded because its hold expired.
 
 Revision ID: 0008_holds
 Revises: 0005_api_keys
@@ -47,6 +48,7 @@ def upgrade():
         batch.add_column(
             sa.Column("payment_attempt", sa.Integer(), server_default="1", nullable=False)
         )
+        batch.add_column(sa.Column("payment_idempotency_key", sa.String(length=255), nullable=True))
         batch.create_index("ix_orders_status_expires_at", ["status", "expires_at"])
     with op.batch_alter_table("email_outbox") as batch:
         batch.drop_constraint(op.f("ck_email_outbox_email_kind"), type_="check")
@@ -82,6 +84,7 @@ def downgrade():
         batch.create_check_constraint("email_kind", _one_of("kind", OLD_KINDS))
     with op.batch_alter_table("orders") as batch:
         batch.drop_index("ix_orders_status_expires_at")
+        batch.drop_column("payment_idempotency_key")
         batch.drop_column("payment_attempt")
         batch.drop_column("expires_at")
         batch.drop_constraint(op.f("ck_orders_order_status"), type_="check")
