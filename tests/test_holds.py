@@ -558,3 +558,15 @@ def test_a_pay_retried_with_its_key_answers_as_it_did(testapp, dbengine, gateway
     assert mismatch.json["code"] == "idempotency_key_mismatch"
     assert [call[0] for call in gateway.calls] == ["charge", "charge"]
     assert_books(dbengine, gateway)
+
+
+@pytest.mark.parametrize("minutes", ["0", "soon"])
+def test_a_bad_hold_length_fails_at_startup_naming_it(dbengine, minutes):
+    from pyramid.exceptions import ConfigurationError
+
+    from ticketing import main
+
+    from .conftest import app_settings
+
+    with pytest.raises(ConfigurationError, match="ticketing.hold_minutes"):
+        main({}, **app_settings(dbengine, **{"ticketing.hold_minutes": minutes}))
