@@ -102,6 +102,9 @@ def pg_engine(postgresql_engine):
     empty_tables(postgresql_engine)
 
 
+WEBHOOK_SECRET = "whsec_test_secret"
+
+
 def app_settings(engine, **overrides):
     settings = {
         "sqlalchemy.url": engine.url.render_as_string(hide_password=False),
@@ -117,6 +120,8 @@ def app_settings(engine, **overrides):
         # As in both ini files; webhooks may go to the tests' receivers on this machine.
         "ticketing.includes": "ticketing.plugins.webhooks",
         "webhooks.allow_private_targets": "true",
+        # The mock gateway's webhooks are signed and verified as Stripe's are.
+        "stripe.webhook_secret": WEBHOOK_SECRET,
     }
     settings.update(overrides)
     return settings

@@ -8,8 +8,11 @@ script failures with :meth:`FakeStripe.fail` and :meth:`FakeStripe.hang`.
 
 Cards follow Stripe's test PaymentMethods: ``pm_card_visa`` (and any other ``pm_...``) succeeds,
 ``pm_card_chargeDeclined``, ``pm_card_chargeDeclinedInsufficientFunds`` and
-``pm_card_chargeDeclinedExpiredCard`` are declined, ``pm_card_authenticationRequired`` needs 3-D
-Secure, and a value not starting with ``pm_`` is no such PaymentMethod.
+``pm_card_chargeDeclinedExpiredCard`` are declined, ``pm_card_authenticationRequired`` (and
+``pm_card_threeDSecure2Required``) needs 3-D Secure, and a value not starting with ``pm_`` is no
+such PaymentMethod. :meth:`FakeStripe.complete_action` plays the buyer's authentication and
+:meth:`FakeStripe.refund_in_dashboard` an organiser's refund in Stripe's dashboard; neither sends
+a webhook (tests sign and post Stripe's events themselves).
 """
 
 import itertools
@@ -30,7 +33,9 @@ DECLINES = {
     ),
     "pm_card_chargeDeclinedExpiredCard": ("expired_card", None, "Your card has expired."),
 }
-NEEDS_AUTHENTICATION = "pm_card_authenticationRequired"
+NEEDS_AUTHENTICATION = frozenset(
+    {"pm_card_authenticationRequired", "pm_card_threeDSecure2Required"}
+)
 SEARCH_QUERY = re.compile(r"^metadata\['(?P<key>[^']+)'\]:'(?P<value>(?:[^'\\]|\\.)*)'$")
 
 
@@ -138,6 +143,32 @@ class FakeStripe:
                 intent["latest_charge"] = self._new_charge(intent, status="succeeded")["id"]
         return intent["id"]
 
+    def complete_action(self, intent_id, succeed=True):
+        """The buyer's 3-D Secure authentication of a ``requires_action`` intent, in their
+        browser: it succeeds (the money is taken) or fails (``requires_payment_method``)."""
+        with self._lock:
+            intent = self.payment_intents[intent_id]
+            assert intent["status"] == "requires_action", intent["status"]
+            intent.pop("next_action", None)
+            if succeed:
+                intent["latest_charge"] = self._new_charge(intent, status="succeeded")["id"]
+                intent["amount_received"] = intent["amount"]
+                intent["status"] = "succeeded"
+            else:
+                intent["status"] = "requires_payment_method"
+                intent["last_payment_error"] = {
+                    "type": "card_error",
+                    "code": "payment_intent_authentication_failure",
+                    "message": "The provided PaymentMethod has failed authentication.",
+                }
+            return _public(intent)
+
+    def refund_in_dashboard(self, intent_id):
+        """An organiser refunds a payment in Stripe's dashboard; returns the Charge."""
+        status, body = self._create_refund({"payment_intent": intent_id})
+        assert status == 200, body
+        return self.charges[body["charge"]]
+
     def requests_to(self, method, path):
         return [r for r in self.requests if r.method == method and r.path == path]
 
@@ -199,6 +230,9 @@ class FakeStripe:
             return self._list_payment_intents(params, expand)
         if (method, path) == ("GET", "/v1/payment_intents/search"):
             return self._search_payment_intents(params, expand)
+        one = re.fullmatch(r"/v1/payment_intents/(pi_\w+)", path)
+        if method == "GET" and one:
+            return self._retrieve_payment_intent(one.group(1), expand)
         cancel = re.fullmatch(r"/v1/payment_intents/(pi_\w+)/cancel", path)
         if method == "POST" and cancel:
             return self._cancel_payment_intent(cancel.group(1))
@@ -236,6 +270,7 @@ class FakeStripe:
                 "livemode": False,
                 "_searchable": not self.search_lags,
             }
+            intent["client_secret"] = f"{intent['id']}_secret_fake"
             self.payment_intents[intent["id"]] = intent
             if payment_method in DECLINES:
                 code, decline_code, message = DECLINES[payment_method]
@@ -251,7 +286,7 @@ class FakeStripe:
                 }
                 intent["last_payment_error"] = {k: error[k] for k in ("type", "code", "message")}
                 return 402, {"error": error}
-            if payment_method == NEEDS_AUTHENTICATION:
+            if payment_method in NEEDS_AUTHENTICATION:
                 intent["status"] = "requires_action"
                 intent["next_action"] = {"type": "use_stripe_sdk"}
                 return 200, _public(intent)
@@ -289,6 +324,13 @@ class FakeStripe:
                 )
             intent["status"] = "canceled"
             return 200, _public(intent)
+
+    def _retrieve_payment_intent(self, intent_id, expand):
+        with self._lock:
+            intent = self.payment_intents.get(intent_id)
+            if intent is None:
+                return 404, _missing("payment_intent", intent_id)
+            return 200, self._expanded(intent, [f"data.{path}" for path in expand])
 
     def _list_payment_intents(self, params, expand):
         limit = int(params.get("limit", 10))

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 ADAPTER_VARIABLES = {
     "STRIPE_SECRET_KEY": "stripe.api_key",
+    "STRIPE_WEBHOOK_SECRET": "stripe.webhook_secret",
     "MAIL_HOST": "mail.host",
     "MAIL_PORT": "mail.port",
     "MAIL_USERNAME": "mail.username",
@@ -62,6 +63,7 @@ def test_production_selects_stripe_and_smtp():
     assert settings["ticketing.email"] == "smtp"
     # The secrets are never in the file.
     assert "stripe.api_key" not in settings
+    assert "stripe.webhook_secret" not in settings
     assert "mail.password" not in settings
 
 
@@ -81,8 +83,19 @@ def test_production_with_an_empty_stripe_secret_key_refuses_to_start(environment
     assert "stripe.api_key" in str(raised.value)
 
 
+def test_production_without_stripe_webhook_secret_refuses_to_start(environment):
+    environment.setenv("STRIPE_SECRET_KEY", "sk_live_from_env")
+    environment.setenv("MAIL_HOST", "smtp.example.test")
+    environment.setenv("MAIL_DEFAULT_SENDER", "tickets@example.test")
+    with pytest.raises(ConfigurationError) as raised:
+        start(production_settings())
+    assert "stripe.webhook_secret" in str(raised.value)
+    assert "STRIPE_WEBHOOK_SECRET" in str(raised.value)
+
+
 def test_production_without_mail_host_refuses_to_start(environment):
     environment.setenv("STRIPE_SECRET_KEY", "sk_live_from_env")
+    environment.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_env")
     environment.setenv("MAIL_DEFAULT_SENDER", "tickets@example.test")
     with pytest.raises(ConfigurationError) as raised:
         start(production_settings())
@@ -93,6 +106,7 @@ def test_production_without_mail_host_refuses_to_start(environment):
 
 def test_production_without_a_sender_address_refuses_to_start(environment):
     environment.setenv("STRIPE_SECRET_KEY", "sk_live_from_env")
+    environment.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_env")
     environment.setenv("MAIL_HOST", "smtp.example.test")
     with pytest.raises(ConfigurationError) as raised:
         start(production_settings())
@@ -110,6 +124,7 @@ def test_the_database_is_still_checked_first(environment):
 
 def test_production_starts_with_its_secrets_in_the_environment(environment):
     environment.setenv("STRIPE_SECRET_KEY", "sk_live_from_env")
+    environment.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_env")
     environment.setenv("MAIL_HOST", "smtp.example.test")
     environment.setenv("MAIL_PORT", "2525")
     environment.setenv("MAIL_USERNAME", "app")

@@ -31,7 +31,7 @@ INTERFACES = (IPaymentGateway, IEmailSender)
 
 #: what an implementation needs before it can be built at all (the real ones fail fast without)
 REQUIRED_SETTINGS = {
-    "stripe": {"stripe.api_key": "sk_test_x"},
+    "stripe": {"stripe.api_key": "sk_test_x", "stripe.webhook_secret": "whsec_x"},
     "smtp": {"mail.host": "smtp.example.test", "mail.default_sender": "tickets@example.test"},
 }
 

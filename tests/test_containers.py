@@ -18,6 +18,7 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 SECRETS = {
     "TICKETING_API_KEYS": "key-one key-two",
     "STRIPE_SECRET_KEY": "sk_test_compose",
+    "STRIPE_WEBHOOK_SECRET": "whsec_compose",
     "MAIL_HOST": "smtp.example.com",
     "MAIL_DEFAULT_SENDER": "Tickets <tickets@example.com>",
 }
@@ -25,6 +26,7 @@ PRODUCTION_VARIABLES = {
     "DATABASE_URL",
     "TICKETING_API_KEYS",
     "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
     "MAIL_HOST",
     "MAIL_DEFAULT_SENDER",
     "RATELIMIT_STORAGE_URL",

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ticketing.adapters.payments import MockPaymentGateway
 from ticketing.migrations import upgrade_to_head
 from ticketing.models import (
     EmailKind,
@@ -21,6 +22,7 @@ from ticketing.models import (
 )
 
 from .factories import create_event, create_order, load_event, load_order
+from .holds import assert_books
 from .live_server import ini_for_tests
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -64,6 +66,8 @@ def test_the_console_lists_its_operations(database):
         "settle_stale_orders",
         "failed_emails",
         "sales_summary",
+        "expire_holds",
+        "complete_payment_action",
     ):
         assert name in output
 
@@ -141,3 +145,38 @@ def test_an_operation_that_fails_changes_nothing(database):
     assert "EventNotDraft" in output
     with engine.connect() as connection:
         assert connection.scalar(sa.text("SELECT count(*) FROM events")) == 1
+
+
+def test_a_3d_secure_payment_is_completed_from_the_console(database):
+    """The mock gateway's 3-D Secure, played from pshell: the webhook it causes goes through the
+    app's real webhook view (signed with development.ini's secret) and confirms the order."""
+    url, engine = database
+    event = create_event(engine, total_tickets=10)
+
+    output = pshell(
+        url,
+        "from ticketing.domain.orders import purchase_tickets, PurchaseRequest\n"
+        "from ticketing.models.types import utcnow\n"
+        "import uuid\n"
+        f"waiting = purchase_tickets(dbsession, tm, gateway, PurchaseRequest("
+        f"event_id=uuid.UUID('{event.id}'), customer_email='a@b.co', customer_name='A', "
+        "quantity=2, payment_method='pm_card_threeDSecureRequired'), now=utcnow())\n"
+        "tm.commit(); tm.begin()\n"
+        "print('WAITING', waiting.order.id, waiting.order.status)\n"
+        "print('DONE', complete_payment_action(waiting.order.id, succeed=True))\n"
+        "print('EXPIRED', expire_holds())\n",
+    )
+
+    order_id = output.split("WAITING ", 1)[1].split()[0]
+    assert f"WAITING {order_id} awaiting_action" in output
+    assert "DONE ({'received': True, 'outcome': 'confirmed'}, 'confirmed')" in output
+    assert load_order(engine, order_id).status == OrderStatus.CONFIRMED
+    assert load_event(engine, event.id).available_tickets == 8
+    ledger = MockPaymentGateway(
+        ledger_url=f"sqlite:///{pathlib.Path(url.removeprefix('sqlite:///')).parent}"
+        "/payments-mock.sqlite"
+    )
+    try:
+        assert_books(engine, ledger)
+    finally:
+        ledger.dispose()

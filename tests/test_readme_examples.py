@@ -56,3 +56,46 @@ def test_the_readme_examples_work_as_written(tmp_path):
             elif action == "cancel":
                 assert data["status"] == "cancelled"
     assert set(found) == {"event_id", "order_id"}
+
+
+def section_examples(title):
+    readme = (REPO / "README.md").read_text()
+    section = readme.split(f"### {title}", 1)[1].split("\n### ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [command.strip() for command in block.replace("\\\n", " ").split("\n\n")]
+
+
+def run_curl(command, base, found):
+    command = command.replace("http://localhost:6543", base)
+    for placeholder, name in PLACEHOLDERS.items():
+        command = command.replace(placeholder, found.get(name, placeholder))
+    result = subprocess.run(
+        [*shlex.split(command), "--silent", "--write-out", "\n%{http_code}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    body, _, status = result.stdout.rpartition("\n")
+    return status, json.loads(body)
+
+
+def test_the_readme_hold_examples_work_as_written(tmp_path):
+    create, publish = readme_examples()[:2]
+    reserve, pay, release = section_examples("Holds and 3-D Secure")
+    found = {}
+    with live_server(tmp_path) as base:
+        status, body = run_curl(create, base, found)
+        found["event_id"] = body["data"]["id"]
+        assert run_curl(publish, base, found)[0] == "200"
+
+        status, body = run_curl(reserve, base, found)
+        assert (status, body["data"]["status"]) == ("201", "reserved")
+        assert body["data"]["expires_at"]
+        found["order_id"] = body["data"]["id"]
+
+        status, body = run_curl(pay, base, found)
+        assert (status, body["data"]["status"]) == ("202", "awaiting_action")
+        assert body["payment"]["client_secret"]
+
+        status, body = run_curl(release, base, found)
+        assert (status, body["data"]["status"]) == ("200", "cancelled")

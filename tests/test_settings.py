@@ -126,6 +126,7 @@ def test_production_starts_with_database_url(monkeypatch):
     monkeypatch.setenv("TICKETING_API_KEYS", "organiser-key-1 organiser-key-2")
     # production.ini pays through Stripe and mails over SMTP: their secrets are required too.
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_from_env")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_env")
     monkeypatch.setenv("MAIL_HOST", "smtp.example.test")
     monkeypatch.setenv("MAIL_DEFAULT_SENDER", "tickets@example.test")
     app = main({}, **production_settings())

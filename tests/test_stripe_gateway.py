@@ -20,7 +20,7 @@ from ticketing.domain.errors import PaymentDeclined, PaymentUnavailable
 from ticketing.interfaces import IPaymentGateway
 from ticketing.models import OrderStatus
 
-from .conftest import app_settings
+from .conftest import WEBHOOK_SECRET, app_settings
 from .factories import create_event, load_event, load_order
 from .fake_stripe import FakeStripe
 
@@ -39,6 +39,7 @@ def fake():
 def stripe_settings(fake_url, **overrides):
     settings = {
         "stripe.api_key": API_KEY,
+        "stripe.webhook_secret": WEBHOOK_SECRET,
         "stripe.api_base": fake_url,
         "stripe.timeout_seconds": "5",
         "stripe.max_network_retries": "0",
@@ -87,7 +88,9 @@ def test_settings_reach_the_gateway(fake):
 
 
 def test_defaults_are_stripe_itself_ten_seconds_and_two_retries():
-    gateway = StripePaymentGateway.from_settings({"stripe.api_key": API_KEY})
+    gateway = StripePaymentGateway.from_settings(
+        {"stripe.api_key": API_KEY, "stripe.webhook_secret": WEBHOOK_SECRET}
+    )
     assert gateway.api_base == "https://api.stripe.com"
     assert (gateway.timeout_seconds, gateway.max_network_retries) == (10.0, 2)
 
@@ -112,7 +115,9 @@ def test_a_missing_api_key_fails_naming_the_setting(api_key):
 )
 def test_bad_settings_fail_at_startup(setting, value):
     with pytest.raises(ConfigurationError) as raised:
-        StripePaymentGateway.from_settings({"stripe.api_key": API_KEY, setting: value})
+        StripePaymentGateway.from_settings(
+            {"stripe.api_key": API_KEY, "stripe.webhook_secret": WEBHOOK_SECRET, setting: value}
+        )
     assert setting in str(raised.value)
 
 
@@ -240,17 +245,49 @@ def test_an_unknown_payment_method_is_declined_without_stripes_message(fake, str
     assert "No such" not in raised.value.detail
 
 
-def test_a_card_that_needs_authentication_is_declined_and_its_intent_cancelled(
+def test_a_card_that_needs_authentication_answers_requires_action_with_its_client_secret(
     fake, stripe_gateway
 ):
-    with pytest.raises(PaymentDeclined) as raised:
-        charge(stripe_gateway, payment_method="pm_card_authenticationRequired")
-    assert raised.value.extra == {"decline_code": "authentication_required"}
+    payment = charge(stripe_gateway, payment_method="pm_card_authenticationRequired")
+
     [intent] = fake.payment_intents.values()
-    assert intent["status"] == "canceled"
-    [cancel] = fake.requests_to("POST", f"/v1/payment_intents/{intent['id']}/cancel")
-    assert cancel.headers["Idempotency-Key"] == f"{KEY}-cancel"
-    assert stripe_gateway.find_charge(KEY) is None
+    assert (payment.status, payment.id) == ("requires_action", intent["id"])
+    assert payment.client_secret == intent["client_secret"]
+    assert payment.next_action == {"type": "use_stripe_sdk"}
+    assert not payment.kept
+    assert intent["status"] == "requires_action"  # left for the buyer, not cancelled
+    assert stripe_gateway.find_charge(KEY) is None  # no money yet
+
+
+def test_a_payment_is_retrieved_as_stripe_has_it_now(fake, stripe_gateway):
+    payment = charge(stripe_gateway, payment_method="pm_card_threeDSecure2Required")
+    assert stripe_gateway.retrieve_payment(payment.id).status == "requires_action"
+
+    fake.complete_action(payment.id, succeed=True)
+    succeeded = stripe_gateway.retrieve_payment(payment.id)
+    assert (succeeded.status, succeeded.kept, succeeded.idempotency_key) == ("succeeded", True, KEY)
+    assert succeeded.metadata == METADATA
+
+    fake.refund_in_dashboard(payment.id)
+    refunded = stripe_gateway.retrieve_payment(payment.id)
+    assert refunded.refunded and not refunded.kept
+
+
+def test_a_failed_authentication_is_retrieved_as_requires_payment_method(fake, stripe_gateway):
+    payment = charge(stripe_gateway, payment_method="pm_card_authenticationRequired")
+    fake.complete_action(payment.id, succeed=False)
+    assert stripe_gateway.retrieve_payment(payment.id).status == "requires_payment_method"
+
+
+def test_cancelling_a_payment_that_succeeded_meanwhile_says_so(fake, stripe_gateway):
+    waiting = charge(
+        stripe_gateway, key="k-waiting", payment_method="pm_card_authenticationRequired"
+    )
+    assert stripe_gateway.cancel_payment(waiting.id).status == "canceled"
+
+    paid = charge(stripe_gateway, key="k-paid", payment_method="pm_card_authenticationRequired")
+    fake.complete_action(paid.id, succeed=True)
+    assert stripe_gateway.cancel_payment(paid.id).status == "succeeded"
 
 
 def test_a_timeout_is_unavailable_and_took_nothing(fake):

@@ -5,7 +5,19 @@ An implementation is a class that declares ``@implementer(...)`` and offers a
 configuration time and registers the instance in the registry under its interface.
 """
 
+import enum
+
 from zope.interface import Attribute, Interface
+
+
+class PaymentStatus(enum.StrEnum):
+    """Where a payment stands at the gateway (Stripe's PaymentIntent statuses)."""
+
+    SUCCEEDED = "succeeded"  # the money is taken
+    REQUIRES_ACTION = "requires_action"  # the buyer must authenticate (3-D Secure) first
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"  # it failed; another card may be tried
+    CANCELED = "canceled"  # given up; it can never take money
+    PROCESSING = "processing"  # not decided yet
 
 
 class IPaymentGateway(Interface):
@@ -22,7 +34,9 @@ class IPaymentGateway(Interface):
 
     def charge(amount_cents, currency, idempotency_key, description, metadata, payment_method=None):
         """Charge ``amount_cents`` (integer minor units) in ``currency`` and return a
-        :class:`ticketing.adapters.payments.Charge` whose status is ``succeeded``."""
+        :class:`ticketing.adapters.payments.Charge` whose status is ``succeeded``, or
+        ``requires_action`` (with ``client_secret`` and ``next_action``) when the buyer must
+        authenticate first: its outcome arrives later, by the gateway's webhook."""
 
     def refund(charge_id, idempotency_key):
         """Refund a charge in full; return the refund's reference."""
@@ -30,6 +44,15 @@ class IPaymentGateway(Interface):
     def find_charge(idempotency_key):
         """Return the :class:`~ticketing.adapters.payments.Charge` made with ``idempotency_key``,
         or ``None`` when the gateway never took one; used to settle purchases left pending."""
+
+    def retrieve_payment(charge_id):
+        """The payment ``charge_id`` as the gateway sees it now (a
+        :class:`~ticketing.adapters.payments.Charge` with its current ``status``): what a webhook
+        acts on, never the webhook's own payload."""
+
+    def cancel_payment(charge_id):
+        """Cancel a payment that has not taken money, so that it never can; return it as it is
+        afterwards (``succeeded`` if it took the money first)."""
 
 
 class IEmailSender(Interface):

@@ -29,6 +29,12 @@ def order_cancellation_message(order, event, sender):
     return render_message("order_cancellation", *_order_values(order, event), order, sender)
 
 
+def payment_refunded_message(order, event, sender):
+    """The email telling the buyer that their payment came after their hold expired, for
+    tickets since gone, and was refunded."""
+    return render_message("payment_refunded", *_order_values(order, event), order, sender)
+
+
 def render_message(name, values, html_values, order, sender, *, now=None):
     """Fill the three templates of message ``name`` with ``values`` and address the result from
     ``sender`` to the order's customer. The HTML part gets ``values`` escaped, and

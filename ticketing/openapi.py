@@ -42,6 +42,8 @@ FRAMEWORK_PROBLEMS = {
     "payload_too_large": "The body is over the size limit (64 KiB by default).",
     "unsupported_media_type": "The body was not sent as `application/json`.",
     "rate_limited": "Too many requests; `Retry-After` says when to try again.",
+    "origin_not_allowed": "A browser's `Origin` that is not one of `ticketing.cors_origins` (nor "
+    "the API's own): refused before anything is done.",
     "internal_error": "An unexpected error; it was logged under the response's `X-Request-Id`.",
     "database_unavailable": "The database does not answer (down, restarting, unreachable); "
     "nothing was changed. Retry after `Retry-After` seconds.",
@@ -237,6 +239,8 @@ def _resources_of(view):
 def _definitions(service):
     seen = {}
     for method, view, args in service.definitions:
+        if method == "OPTIONS":
+            continue  # Cornice's CORS preflight, which browsers send themselves: no operation
         seen.setdefault(method, (method, view, args))  # the first view of a method answers
     return sorted(seen.values(), key=lambda d: METHOD_ORDER.index(d[0]))
 
@@ -409,6 +413,8 @@ def _problem_codes(service, method, args, doc, location, content_types):
         add(413, "payload_too_large")
     if content_types:
         add(415, "unsupported_media_type")
+    if service.cors_enabled:
+        add(400, "origin_not_allowed")
     if service.path not in EXEMPT_PATHS:
         add(429, "rate_limited")
     if CONSTRAINED_PARAMETER.search(service.path):

@@ -10,9 +10,11 @@ import functools
 import uuid
 
 from ticketing import models
-from ticketing.domain import api_keys, events, orders, outbox
+from ticketing.adapters import mock_webhooks
+from ticketing.domain import api_keys, events, holds, orders, outbox
 from ticketing.interfaces import IEmailSender, IPaymentGateway
 from ticketing.models.types import utcnow
+from ticketing.settings import hold_duration
 from ticketing.views.serialize import key_json
 
 
@@ -64,6 +66,26 @@ def setup(env):
         """Settle purchases a crash left pending (commits)."""
         return orders.settle_stale_pending_orders(dbsession, tm, gateway, now=utcnow())
 
+    @committing
+    def expire_holds():
+        """Run the hold-expiry job now: holds past their time give their tickets back (commits)."""
+        return holds.expire_holds(
+            dbsession, tm, gateway, now=utcnow(), hold_for=hold_duration(registry.settings)
+        )
+
+    def complete_payment_action(order_id, succeed=True):
+        """Mock gateway: the buyer finishes (or fails) 3-D Secure for an order awaiting it; the
+        webhook Stripe would send is delivered, signed, through the app's webhook view. Returns
+        the webhook's answer and the order's status."""
+        order = orders.get_order(dbsession, uuid.UUID(str(order_id)))
+        tm.abort()
+        response = mock_webhooks.complete_payment_action(
+            env["app"], gateway, order.payment_reference, succeed=succeed
+        )
+        tm.begin()
+        status = orders.get_order(dbsession, order.id).status
+        return response.json_body, str(status)
+
     def failed_emails():
         """Emails given up on after their last attempt: (order id, kind, last error)."""
         return [
@@ -106,6 +128,8 @@ def setup(env):
         resend_confirmation=resend_confirmation,
         complete_past_events=complete_past_events,
         settle_stale_orders=settle_stale_orders,
+        expire_holds=expire_holds,
+        complete_payment_action=complete_payment_action,
         failed_emails=failed_emails,
         sales_summary=sales_summary,
         create_key=create_key,

@@ -4,6 +4,7 @@ here knows HTTP; ``ticketing.views.serialize`` holds their schemas for the OpenA
 
 import datetime as dt
 
+from ticketing.models import HOLD_STATUSES
 from ticketing.money import format_money
 
 
@@ -90,6 +91,7 @@ def order_json(order):
         "payment_reference": order.payment_reference,
         "refund_reference": order.refund_reference,
         "failure_code": order.failure_code,
+        "expires_at": timestamp(order.expires_at) if order.status in HOLD_STATUSES else None,
         "created_at": timestamp(order.created_at),
         "confirmed_at": timestamp(order.confirmed_at),
         "cancelled_at": timestamp(order.cancelled_at),

@@ -6,6 +6,7 @@ environment, and an environment variable, when set, wins over the ini file in ev
 ``ticketing.main``.
 """
 
+import datetime as dt
 import os
 
 from pyramid.exceptions import ConfigurationError
@@ -19,6 +20,7 @@ ENVIRONMENT_SETTINGS = {
     "HUEY_URL": "huey.url",
     # Read when ticketing.payments = stripe
     "STRIPE_SECRET_KEY": "stripe.api_key",
+    "STRIPE_WEBHOOK_SECRET": "stripe.webhook_secret",
     # Read when ticketing.email = smtp
     "MAIL_HOST": "mail.host",
     "MAIL_PORT": "mail.port",
@@ -59,6 +61,14 @@ def _converted(settings, key, default, convert, kind):
         return convert(value)
     except (TypeError, ValueError):
         raise ConfigurationError(f"setting {key!r} must be {kind}, got {value!r}") from None
+
+
+def hold_duration(settings):
+    """``ticketing.hold_minutes`` (default 15): how long a hold keeps its tickets."""
+    minutes = as_int(settings, "ticketing.hold_minutes", 15)
+    if minutes < 1:
+        raise ConfigurationError("setting 'ticketing.hold_minutes' must be 1 or more")
+    return dt.timedelta(minutes=minutes)
 
 
 def as_bool(settings, key, default):

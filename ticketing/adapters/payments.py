@@ -16,22 +16,48 @@ from sqlalchemy.dialects import postgresql, sqlite
 from zope.interface import implementer
 
 from ticketing.domain.errors import PaymentDeclined, PaymentUnavailable
-from ticketing.interfaces import IPaymentGateway
+from ticketing.interfaces import IPaymentGateway, PaymentStatus
 from ticketing.settings import as_float, as_int
+
+SUCCEEDED = PaymentStatus.SUCCEEDED
+REQUIRES_ACTION = PaymentStatus.REQUIRES_ACTION
+REQUIRES_PAYMENT_METHOD = PaymentStatus.REQUIRES_PAYMENT_METHOD
+CANCELED = PaymentStatus.CANCELED
+
+#: the mock's cards that need 3-D Secure, named as Stripe's test PaymentMethods are
+THREE_D_SECURE_CARDS = frozenset(
+    {
+        "pm_card_threeDSecureRequired",
+        "pm_card_threeDSecure2Required",
+        "pm_card_authenticationRequired",
+    }
+)
 
 
 @dataclass
 class Charge:
+    """A payment at the gateway (Stripe's PaymentIntent): ``status`` is a
+    :class:`~ticketing.interfaces.PaymentStatus`; only a ``succeeded`` one holds money, unless
+    it is ``refunded``."""
+
     id: str
     amount_cents: int
     currency: str
     idempotency_key: str
     metadata: dict = field(default_factory=dict)
     refund_id: str | None = None
+    status: str = SUCCEEDED
+    client_secret: str | None = None
+    next_action: dict | None = None
 
     @property
     def refunded(self):
         return self.refund_id is not None
+
+    @property
+    def kept(self):
+        """Whether the gateway holds this payment's money."""
+        return self.status == SUCCEEDED and not self.refunded
 
 
 def new_charge_id():
@@ -44,6 +70,31 @@ def new_refund_id():
     return f"re_mock_{uuid.uuid4().hex}"
 
 
+def _new_action(amount_cents, currency, idempotency_key, metadata):
+    charge_id = new_charge_id()
+    return Charge(
+        id=charge_id,
+        amount_cents=amount_cents,
+        currency=currency,
+        idempotency_key=idempotency_key,
+        metadata=dict(metadata or {}),
+        status=REQUIRES_ACTION,
+        client_secret=f"{charge_id}_secret_mock",
+        next_action={"type": "use_stripe_sdk"},
+    )
+
+
+def _succeeded(action):
+    """The ledger's charge of an action the buyer completed: the same payment, money taken."""
+    return Charge(
+        id=action.id,
+        amount_cents=action.amount_cents,
+        currency=action.currency,
+        idempotency_key=action.idempotency_key,
+        metadata=dict(action.metadata),
+    )
+
+
 class InMemoryLedger:
     """The mock gateway's book in this process's memory: charges by idempotency key, refund ids
     by refund idempotency key. The charges handed out are the ledger's own objects."""
@@ -51,6 +102,43 @@ class InMemoryLedger:
     def __init__(self):
         self.charges = {}
         self.refunds = {}
+        #: payments waiting for the buyer's authentication, by idempotency key
+        self.actions = {}
+
+    def begin_action(self, amount_cents, currency, idempotency_key, metadata):
+        if idempotency_key in self.charges:
+            return self.charges[idempotency_key]
+        existing = self.actions.get(idempotency_key)
+        if existing is None:
+            existing = _new_action(amount_cents, currency, idempotency_key, metadata)
+            self.actions[idempotency_key] = existing
+        return existing
+
+    def complete_action(self, charge_id, succeed):
+        action = self._action(charge_id)
+        if action.status == REQUIRES_ACTION:
+            action.status = SUCCEEDED if succeed else REQUIRES_PAYMENT_METHOD
+            if succeed:
+                self.charges[action.idempotency_key] = _succeeded(action)
+        return self.retrieve(charge_id)
+
+    def cancel(self, charge_id):
+        action = self._action(charge_id)
+        if action.status != SUCCEEDED:
+            action.status = CANCELED
+        return self.retrieve(charge_id)
+
+    def retrieve(self, charge_id):
+        found = next((c for c in self.charges.values() if c.id == charge_id), None)
+        if found is None:
+            found = self._action(charge_id)
+        return found
+
+    def _action(self, charge_id):
+        action = next((a for a in self.actions.values() if a.id == charge_id), None)
+        if action is None:
+            raise PaymentUnavailable(f"no such payment {charge_id}")
+        return action
 
     def charge(self, amount_cents, currency, idempotency_key, metadata):
         existing = self.charges.get(idempotency_key)
@@ -137,6 +225,7 @@ class SqlLedger:
     """
 
     TABLE = "mock_payment_ledger"
+    ACTIONS_TABLE = "mock_payment_actions"
 
     def __init__(self, url, pool_size=5, max_overflow=5):
         # Imported here: the models package is the app's, and the in-memory mock needs none of it.
@@ -165,16 +254,120 @@ class SqlLedger:
             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
             sa.Column("refunded_at", sa.DateTime(timezone=True)),
         )
+        # Payments waiting for the buyer's authentication; one that succeeds gets its row in
+        # the ledger above too, so the ledger alone says which money is kept.
+        self.actions = sa.Table(
+            self.ACTIONS_TABLE,
+            metadata,
+            sa.Column("idempotency_key", sa.String(255), primary_key=True),
+            sa.Column("charge_id", sa.String(64), nullable=False, unique=True),
+            sa.Column("amount_cents", sa.BigInteger, nullable=False),
+            sa.Column("currency", sa.String(3), nullable=False),
+            sa.Column("charge_metadata", sa.JSON, nullable=False),
+            sa.Column("status", sa.String(32), nullable=False),
+            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        )
         self._create_table(metadata)
 
-    def _create_table(self, metadata):
-        try:
-            metadata.create_all(self.engine, checkfirst=True)
-        except sa.exc.DBAPIError:
-            # Another process (a twin gunicorn worker) created it between our check and our
-            # CREATE TABLE; anything else is a real error.
-            if not sa.inspect(self.engine).has_table(self.TABLE):
-                raise
+    def _create_table(self, metadata, attempts=5):
+        # Another process (a twin gunicorn worker) may create a table between our check and our
+        # CREATE TABLE: we check again, and skip what it made. A failure that persists is real.
+        for attempt in range(attempts):
+            try:
+                metadata.create_all(self.engine, checkfirst=True)
+                return
+            except sa.exc.DBAPIError:
+                if attempt == attempts - 1:
+                    raise
+
+    def _action_from(self, row):
+        return Charge(
+            id=row.charge_id,
+            amount_cents=row.amount_cents,
+            currency=row.currency,
+            idempotency_key=row.idempotency_key,
+            metadata=dict(row.charge_metadata or {}),
+            status=PaymentStatus(row.status),
+            client_secret=f"{row.charge_id}_secret_mock",
+            next_action={"type": "use_stripe_sdk"} if row.status == REQUIRES_ACTION else None,
+        )
+
+    def begin_action(self, amount_cents, currency, idempotency_key, metadata):
+        made = self.find_charge(idempotency_key)
+        if made is not None:
+            return made
+        action = _new_action(amount_cents, currency, idempotency_key, metadata)
+        actions = self.actions
+        with self.engine.begin() as connection:
+            try:
+                with connection.begin_nested():
+                    connection.execute(
+                        actions.insert().values(
+                            idempotency_key=idempotency_key,
+                            charge_id=action.id,
+                            amount_cents=amount_cents,
+                            currency=currency,
+                            charge_metadata=dict(metadata or {}),
+                            status=REQUIRES_ACTION,
+                            created_at=dt.datetime.now(dt.UTC),
+                        )
+                    )
+            except sa.exc.IntegrityError:
+                pass  # a twin with the same key began it first: answer with the twin's
+            row = connection.execute(
+                sa.select(actions).where(actions.c.idempotency_key == idempotency_key)
+            ).one()
+        return self._action_from(row)
+
+    def complete_action(self, charge_id, succeed):
+        actions = self.actions
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                sa.select(actions).where(actions.c.charge_id == charge_id).with_for_update()
+            ).first()
+            if row is None:
+                raise PaymentUnavailable(f"no such payment {charge_id}")
+            if row.status == REQUIRES_ACTION:
+                status = SUCCEEDED if succeed else REQUIRES_PAYMENT_METHOD
+                connection.execute(
+                    actions.update().where(actions.c.charge_id == charge_id).values(status=status)
+                )
+                if succeed:
+                    connection.execute(
+                        self.table.insert().values(
+                            idempotency_key=row.idempotency_key,
+                            charge_id=row.charge_id,
+                            amount_cents=row.amount_cents,
+                            currency=row.currency,
+                            charge_metadata=row.charge_metadata,
+                            created_at=dt.datetime.now(dt.UTC),
+                        )
+                    )
+        return self.retrieve(charge_id)
+
+    def cancel(self, charge_id):
+        actions = self.actions
+        with self.engine.begin() as connection:
+            connection.execute(
+                actions.update()
+                .where(actions.c.charge_id == charge_id, actions.c.status != SUCCEEDED)
+                .values(status=CANCELED)
+            )
+        return self.retrieve(charge_id)
+
+    def retrieve(self, charge_id):
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(self.table).where(self.table.c.charge_id == charge_id)
+            ).first()
+            if row is not None:
+                return self._charge_from(row)
+            row = connection.execute(
+                sa.select(self.actions).where(self.actions.c.charge_id == charge_id)
+            ).first()
+        if row is None:
+            raise PaymentUnavailable(f"no such payment {charge_id}")
+        return self._action_from(row)
 
     @functools.cached_property
     def _autocommit(self):
@@ -344,6 +537,11 @@ class MockPaymentGateway:
     - ``timeout_after_charge``: the gateway takes the money, but the answer never arrives;
     - ``server_error``: the gateway answers with an internal error and takes nothing.
 
+    A charge with one of :data:`THREE_D_SECURE_CARDS` as its ``payment_method`` (Stripe's test
+    cards that need 3-D Secure) takes no money: it answers ``requires_action`` with a client
+    secret, as Stripe does, until :meth:`complete_action` plays the buyer's authentication
+    (``ticketing.adapters.mock_webhooks`` then delivers the webhook Stripe would send).
+
     ``failure_mode`` applies to charges, ``refund_failure_mode`` to refunds and
     ``lookup_failure_mode`` to :meth:`find_charge`; ``failure_rate`` (0 to 1, default 1) is the
     share of calls that fail so, chosen at random: ``timeout_after_charge`` at 0.2 is a gateway
@@ -436,6 +634,8 @@ class MockPaymentGateway:
         with self._operation("charge", idempotency_key, amount_cents):
             mode = self._failing(self.failure_mode)
             self._fail_before("charge", mode)
+            if payment_method in THREE_D_SECURE_CARDS:
+                return self.ledger.begin_action(amount_cents, currency, idempotency_key, metadata)
             made = self.ledger.charge(amount_cents, currency, idempotency_key, metadata)
             if mode == "timeout_after_charge":
                 raise PaymentUnavailable("payment gateway timed out")
@@ -456,6 +656,24 @@ class MockPaymentGateway:
         with self._operation("find_charge", idempotency_key, None):
             self._fail_before("find_charge", self._failing(self.lookup_failure_mode))
             return self.ledger.find_charge(idempotency_key)
+
+    def retrieve_payment(self, charge_id):
+        self._wait()
+        with self._operation("retrieve_payment", charge_id):
+            self._fail_before("find_charge", self._failing(self.lookup_failure_mode))
+            return self.ledger.retrieve(charge_id)
+
+    def cancel_payment(self, charge_id):
+        self._wait()
+        with self._operation("cancel_payment", charge_id):
+            return self.ledger.cancel(charge_id)
+
+    def complete_action(self, charge_id, succeed=True):
+        """Play the buyer's 3-D Secure authentication of a ``requires_action`` payment: it
+        succeeds (the money is taken) or fails (``requires_payment_method``). Returns the
+        payment; a payment no longer waiting is left as it is."""
+        with self._operation("complete_action", charge_id, succeed):
+            return self.ledger.complete_action(charge_id, succeed)
 
     def kept_charges(self):
         """Charges that took money and were not refunded."""

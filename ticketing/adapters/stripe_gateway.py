@@ -18,8 +18,11 @@ Outcomes map to the domain's errors:
 - a card error (HTTP 402) is :class:`PaymentDeclined` with Stripe's ``decline_code`` (or its error
   code) in ``extra["decline_code"]``; a charge without a ``payment_method`` is declined before
   any call, with ``decline_code="payment_method_required"``, and so is a ``payment_method``
-  Stripe does not know (``"invalid_payment_method"``) and a card that needs 3-D Secure, which
-  this server-side flow cannot perform (``"authentication_required"``);
+  Stripe does not know (``"invalid_payment_method"``);
+- a card that needs 3-D Secure answers ``requires_action``: the charge comes back with that
+  status, the PaymentIntent's ``client_secret`` and ``next_action``, for the buyer's browser to
+  finish with Stripe.js; the outcome arrives by webhook (``ticketing.views.stripe_webhooks``,
+  verified with ``stripe.webhook_secret``, required, from ``STRIPE_WEBHOOK_SECRET``);
 - no answer (refused connection, timeout) is :class:`PaymentUnavailable`;
 - anything else Stripe refuses or fails at (5xx, invalid request, bad key, rate limit...) is
   logged with Stripe's details and raised as a :class:`PaymentUnavailable` whose message says
@@ -34,7 +37,7 @@ import stripe
 from pyramid.exceptions import ConfigurationError
 from zope.interface import implementer
 
-from ticketing.adapters.payments import Charge
+from ticketing.adapters.payments import REQUIRES_ACTION, SUCCEEDED, Charge
 from ticketing.domain.errors import PaymentDeclined, PaymentUnavailable
 from ticketing.interfaces import IPaymentGateway
 from ticketing.settings import as_float, as_int, require
@@ -89,10 +92,18 @@ class StripePaymentGateway:
 
     @classmethod
     def from_settings(cls, settings):
+        api_key = require(
+            settings, "stripe.api_key", " (set the STRIPE_SECRET_KEY environment variable)"
+        )
+        # The webhook view verifies Stripe's events with it: without it, no 3-D Secure payment
+        # could ever be confirmed, so a Stripe deployment without it must not start.
+        require(
+            settings,
+            "stripe.webhook_secret",
+            " (set the STRIPE_WEBHOOK_SECRET environment variable)",
+        )
         return cls(
-            api_key=require(
-                settings, "stripe.api_key", " (set the STRIPE_SECRET_KEY environment variable)"
-            ),
+            api_key=api_key,
             api_base=str(settings.get("stripe.api_base") or "").strip() or None,
             timeout_seconds=as_float(settings, "stripe.timeout_seconds", DEFAULT_TIMEOUT_SECONDS),
             max_network_retries=as_int(
@@ -134,15 +145,11 @@ class StripePaymentGateway:
             return self._charge_of(intent, idempotency_key)
         if status == "processing":
             raise PaymentUnavailable("The payment is still being processed.")
-        # requires_action (3-D Secure) or any other state that took no money: this API has no
-        # customer to send through authentication. Cancel, so the intent can never complete.
+        if status == REQUIRES_ACTION:
+            return self._payment_of(intent, idempotency_key)
+        # Any other state took no money and cannot take it without the buyer: cancel, so the
+        # intent can never complete.
         self._cancel(intent, idempotency_key)
-        if status == "requires_action":
-            raise PaymentDeclined(
-                "The card requires authentication, which this API cannot perform; "
-                "use another card.",
-                decline_code="authentication_required",
-            )
         log.error("stripe charge %s: unexpected PaymentIntent status %r", idempotency_key, status)
         raise PaymentDeclined("The payment was not completed.", decline_code="incomplete")
 
@@ -171,6 +178,42 @@ class StripePaymentGateway:
         with self._translated_errors("find_charge", idempotency_key):
             intents = self._search(idempotency_key) or self._list_recent(idempotency_key)
             return self._charge_among(intents, idempotency_key)
+
+    def retrieve_payment(self, charge_id):
+        with self._translated_errors("retrieve_payment", charge_id):
+            intent = self._client.v1.payment_intents.retrieve(
+                charge_id, {"expand": ["latest_charge.refunds"]}
+            ).to_dict()
+        return self._payment_of(intent, (intent.get("metadata") or {}).get(KEY_METADATA))
+
+    def cancel_payment(self, charge_id):
+        try:
+            with self._translated_errors("cancel_payment", charge_id):
+                self._client.v1.payment_intents.cancel(
+                    charge_id, options={"idempotency_key": f"{charge_id}-cancel"}
+                )
+        except PaymentUnavailable as error:
+            # Stripe refuses to cancel an intent that succeeded meanwhile: say what it is now.
+            if not isinstance(error.__cause__, stripe.InvalidRequestError):
+                raise
+        return self.retrieve_payment(charge_id)
+
+    def _payment_of(self, intent, idempotency_key):
+        """Any PaymentIntent as a :class:`Charge` carrying its status (and, while it waits for
+        the buyer, its client secret and next action)."""
+        if intent.get("status") == SUCCEEDED:
+            return self._charge_of(intent, idempotency_key)
+        metadata = {k: v for k, v in (intent.get("metadata") or {}).items() if k != KEY_METADATA}
+        return Charge(
+            id=intent["id"],
+            amount_cents=intent["amount"],
+            currency=intent["currency"].upper(),
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+            status=intent.get("status"),
+            client_secret=intent.get("client_secret"),
+            next_action=intent.get("next_action"),
+        )
 
     # --- lookups --------------------------------------------------------------------------------
 

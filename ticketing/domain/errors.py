@@ -122,6 +122,26 @@ class OrderNotCancellable(Conflict):
     title = "The order cannot be cancelled"
 
 
+class HoldExpired(Conflict):
+    code = "hold_expired"
+    title = "The hold expired and its tickets are gone; nothing was charged"
+
+
+class OrderNotPayable(Conflict):
+    code = "order_not_payable"
+    title = "The order cannot be paid"
+
+
+class OrderNotReleasable(Conflict):
+    code = "order_not_releasable"
+    title = "Only a hold not yet paid can be released"
+
+
+class WebhookSignatureInvalid(BadRequest):
+    code = "webhook_signature_invalid"
+    title = "The webhook's signature is missing, wrong or too old"
+
+
 class IdempotencyKeyReused(InvalidRequest):
     code = "idempotency_key_reused"
     title = "The idempotency key was used for a different request"

@@ -337,3 +337,51 @@ def release_order(dbsession, event_id, order_id, quantity, *, now):
         .values(sold=TicketType.sold - of_order.scalar_subquery(), updated_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+def retake_order(dbsession, event_id, order_id, quantity, *, now):
+    """Take again the tickets an order gave back (a hold that expired, whose buyer or money
+    came back after all): every item's in its type and all of them in the event, or nothing;
+    False when they are no longer all there, or the event has taken place. Locks the event's
+    row, then its types' in id order, as everywhere."""
+    event = dbsession.execute(
+        select(Event.available_tickets, Event.date).where(Event.id == event_id).with_for_update()
+    ).one()
+    if event.date <= now or event.available_tickets < quantity:
+        return False
+    items = dbsession.execute(
+        select(OrderItem.ticket_type_id, OrderItem.quantity).where(OrderItem.order_id == order_id)
+    ).all()
+    types = {
+        row.id: row
+        for row in dbsession.execute(
+            select(TicketType.id, TicketType.capacity, TicketType.sold)
+            .where(TicketType.id.in_([item.ticket_type_id for item in items]))
+            .order_by(TicketType.id)
+            .with_for_update()
+        )
+    }
+    for item in items:
+        ticket_type = types[item.ticket_type_id]
+        if (
+            ticket_type.capacity is not None
+            and ticket_type.capacity - ticket_type.sold < item.quantity
+        ):
+            return False
+    dbsession.execute(
+        update(Event)
+        .where(Event.id == event_id)
+        .values(available_tickets=Event.available_tickets - quantity, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    of_order = select(OrderItem.quantity).where(
+        OrderItem.order_id == order_id, OrderItem.ticket_type_id == TicketType.id
+    )
+    dbsession.execute(
+        update(TicketType)
+        .where(TicketType.id.in_(list(types)))
+        .values(sold=TicketType.sold + of_order.scalar_subquery(), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    mark_changed(dbsession)
+    return True

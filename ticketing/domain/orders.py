@@ -8,6 +8,12 @@ as three short transactions on the caller's transaction manager:
 2. charge the order's total with an idempotency key derived from the order, outside any
    transaction;
 3. settle: mark the order ``confirmed``, or mark it ``failed`` and give the tickets back; commit.
+   When the gateway needs the buyer to authenticate first (3-D Secure), the order waits in
+   ``awaiting_action`` instead, held until ``expires_at``, and the gateway's webhook settles it
+   (``ticketing.domain.payments_async``).
+
+A hold (``ticketing.domain.holds``) is the first phase alone: the order is ``reserved`` until it
+is paid (``ticketing.domain.payments_async.pay_hold``) or expires.
 
 On PostgreSQL, reserving and confirming are one statement each, which the server commits as it
 completes (:func:`_single_statement_phase`).
@@ -27,7 +33,7 @@ import types
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from zope.sqlalchemy import mark_changed
 
@@ -38,6 +44,7 @@ from ticketing.events import (
     OrderFailed,
     OrderReserved,
 )
+from ticketing.interfaces import PaymentStatus
 from ticketing.models import EmailKind, Order, OrderItem, OrderStatus
 from ticketing.money import format_money
 from ticketing.pagination import paginate
@@ -65,6 +72,9 @@ STALE_AFTER = dt.timedelta(minutes=5)
 #: seconds a client should wait before retrying a request whose twin is still in progress
 RETRY_AFTER_SECONDS = 1
 
+#: how long a hold keeps its tickets (setting ``ticketing.hold_minutes``)
+DEFAULT_HOLD = dt.timedelta(minutes=15)
+
 
 @dataclass(frozen=True)
 class PurchaseRequest:
@@ -81,6 +91,8 @@ class PurchaseRequest:
     items: tuple = ()
     idempotency_key: str | None = None
     payment_method: str | None = None
+    #: a hold (reserve without paying), not a purchase
+    hold: bool = False
 
     def __post_init__(self):
         if not self.items:
@@ -100,6 +112,8 @@ class PurchaseRequest:
             # Purchases that name no type hash as they did before types existed, so that their
             # retries still replay across the upgrade.
             meaningful.append([[str(i.ticket_type_id), i.quantity] for i in self.items])
+        if self.hold:
+            meaningful.append("hold")
         return hashlib.sha256(json.dumps(meaningful).encode()).hexdigest()
 
 
@@ -107,6 +121,8 @@ class PurchaseRequest:
 class PurchaseResult:
     order: Order
     replayed: bool
+    #: the gateway's payment while the order is ``awaiting_action`` (its client secret), else None
+    payment: object = None
 
 
 @dataclass
@@ -116,8 +132,9 @@ class SettlementReport:
     unresolved: int = 0
 
 
-def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
-    """Buy tickets; return the confirmed order, or raise why not.
+def purchase_tickets(dbsession, tm, gateway, purchase, *, now, hold_for=DEFAULT_HOLD):
+    """Buy tickets; return the confirmed order (or, when the buyer must authenticate the
+    payment, the order ``awaiting_action``, held for ``hold_for``), or raise why not.
 
     ``tm`` is the transaction manager ``dbsession`` is joined to, with a transaction begun; the
     phases commit on it, and a fresh transaction is open again when this returns or raises.
@@ -125,13 +142,25 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
     The same idempotency key with the same request returns the first request's order
     (``replayed=True``) and never charges or reserves twice, even when both arrive at once.
     """
+    taken = take_or_replay(dbsession, tm, purchase, now=now)
+    if taken.replayed:
+        if taken.order.status == OrderStatus.AWAITING_ACTION:
+            return awaiting_answer(gateway, taken.order)
+        return taken
+    return _pay(dbsession, tm, gateway, taken.order, purchase, now, hold_for)
+
+
+def take_or_replay(dbsession, tm, purchase, *, now, expires_at=None):
+    """The first phase: take the tickets and insert the order (pending, or reserved until
+    ``expires_at`` for a hold), committed; or the earlier order of the same idempotency key
+    (``replayed``). Raises why the tickets cannot be taken."""
     _single_statement_phase(dbsession, OrderReserved)
     if purchase.idempotency_key:
         earlier = _order_with_key(dbsession, purchase.idempotency_key)
         if earlier is not None:
             return _replay(earlier, purchase)
     try:
-        order = _reserve(dbsession, purchase, now)
+        order = _reserve(dbsession, purchase, now, expires_at)
         if order is None:
             _abort(tm)
             inventory.refuse(dbsession, purchase.event_id, purchase.items, now=now)
@@ -147,7 +176,7 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
         if not earlier:
             raise
         return _replay(earlier, purchase)
-    return PurchaseResult(_pay(dbsession, tm, gateway, order, purchase, now), replayed=False)
+    return PurchaseResult(order, replayed=False)
 
 
 def _order_with_key(dbsession, idempotency_key):
@@ -189,6 +218,8 @@ def _replay(order, purchase):
         raise IdempotencyKeyReused(
             "This Idempotency-Key was already used for a different purchase; use a new key."
         )
+    if purchase.hold:
+        return PurchaseResult(order, replayed=True)
     if order.status == OrderStatus.PENDING:
         raise RequestInProgress(
             "A purchase with this Idempotency-Key is still in progress; retry shortly.",
@@ -204,7 +235,7 @@ def _replay(order, purchase):
     return PurchaseResult(order, replayed=True)
 
 
-def _reserve(dbsession, purchase, now):
+def _reserve(dbsession, purchase, now, expires_at=None):
     """Take the tickets and insert the pending order with its items; return it (a plain object,
     not attached to the session: later phases change the row with conditional UPDATEs, never by
     flushing), or None when the tickets cannot all be taken, after which the caller aborts the
@@ -222,7 +253,8 @@ def _reserve(dbsession, purchase, now):
         "customer_email": purchase.customer_email,
         "customer_name": purchase.customer_name,
         "quantity": purchase.quantity,
-        "status": OrderStatus.PENDING,
+        "status": OrderStatus.RESERVED if purchase.hold else OrderStatus.PENDING,
+        "expires_at": expires_at,
         "idempotency_key": purchase.idempotency_key,
         "request_fingerprint": purchase.fingerprint() if purchase.idempotency_key else None,
         "created_at": now,
@@ -283,6 +315,7 @@ _ORDER_FIELDS = (
     "status",
     "idempotency_key",
     "request_fingerprint",
+    "expires_at",
 )
 
 
@@ -299,10 +332,11 @@ def _reserve_and_insert_order(only_type):
 new_order AS (
     INSERT INTO orders (id, event_id, customer_email, customer_name, quantity, unit_price_cents,
                         total_amount_cents, currency, status, idempotency_key,
-                        request_fingerprint, created_at, updated_at)
+                        request_fingerprint, expires_at, created_at, updated_at)
     SELECT :p_id, verdict.event_id, :p_customer_email, :p_customer_name, :p_quantity,
            verdict.unit_price_cents, verdict.total_amount_cents, verdict.currency, :p_status,
-           :p_idempotency_key, :p_request_fingerprint, :p_now, :p_now
+           :p_idempotency_key, :p_request_fingerprint, CAST(:p_expires_at AS timestamptz),
+           :p_now, :p_now
     FROM verdict
     RETURNING id
 ),
@@ -320,7 +354,7 @@ ORDER BY taken.line"""
     )
 
 
-def _pay(dbsession, tm, gateway, order, purchase, now):
+def _pay(dbsession, tm, gateway, order, purchase, now, hold_for):
     try:
         charge = gateway.charge(
             order.total_amount_cents,
@@ -340,6 +374,8 @@ def _pay(dbsession, tm, gateway, order, purchase, now):
         if charge is None:
             _fail_and_commit(dbsession, tm, order, "payment_unavailable", now, keep_key=False)
             raise
+    if charge.status == PaymentStatus.REQUIRES_ACTION:
+        return _await_action(dbsession, tm, gateway, order, charge, now, hold_for)
 
     try:
         _single_statement_phase(dbsession, OrderConfirmed)
@@ -364,7 +400,47 @@ def _pay(dbsession, tm, gateway, order, purchase, now):
     order.status = OrderStatus.CONFIRMED
     order.payment_reference = charge.id
     order.confirmed_at = now
-    return order
+    return PurchaseResult(order, replayed=False)
+
+
+def awaiting_answer(gateway, order):
+    """The answer for an order awaiting its buyer's authentication: its payment as the gateway
+    has it now, for the buyer's browser; once the gateway has decided, the order is about to be
+    settled (by the webhook, or a pay), and the client should ask again shortly."""
+    payment = gateway.retrieve_payment(order.payment_reference)
+    if payment.status != PaymentStatus.REQUIRES_ACTION:
+        raise RequestInProgress(
+            "The payment of this order is being settled; retry shortly.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return PurchaseResult(order, replayed=True, payment=payment)
+
+
+def _await_action(dbsession, tm, gateway, order, payment, now, hold_for):
+    """The gateway needs the buyer to authenticate ``payment``: the pending order waits for it,
+    held until its hold's end (a one-step purchase's: ``hold_for`` from now); the gateway's
+    webhook settles it."""
+    waiting = dbsession.scalar(
+        update(Order)
+        .where(Order.id == order.id, Order.status == OrderStatus.PENDING)
+        .values(
+            status=OrderStatus.AWAITING_ACTION,
+            payment_reference=payment.id,
+            expires_at=func.coalesce(Order.expires_at, now + hold_for),
+            updated_at=now,
+        )
+        .returning(Order.expires_at)
+    )
+    _commit(tm)
+    if waiting is None:
+        # Settled as failed by the stale-order sweep while we were charging: this payment must
+        # never complete.
+        gateway.cancel_payment(payment.id)
+        raise PaymentUnavailable("The purchase took too long and was abandoned; nothing was kept.")
+    order.status = OrderStatus.AWAITING_ACTION
+    order.payment_reference = payment.id
+    order.expires_at = waiting
+    return PurchaseResult(order, replayed=False, payment=payment)
 
 
 def _charge_made_for(gateway, order):
@@ -381,10 +457,10 @@ def _charge_made_for(gateway, order):
     return charge
 
 
-def _confirm(dbsession, order, charge, now):
-    """Confirm a pending order, owe its buyer the confirmation email and log ``order.confirmed``,
-    in one transaction (on PostgreSQL in one statement); False if the order was no longer
-    pending."""
+def _confirm(dbsession, order, charge, now, from_statuses=(OrderStatus.PENDING,)):
+    """Confirm an order (pending, or in one of ``from_statuses``), owe its buyer the
+    confirmation email and log ``order.confirmed``, in one transaction (on PostgreSQL in one
+    statement); False if the order was no longer in one of them."""
     parameters = {"p_order_id": order.id, "p_reference": charge.id, "p_now": now}
     confirmed = OrderConfirmed(
         _snapshot(
@@ -399,7 +475,7 @@ def _confirm(dbsession, order, charge, now):
     if _can_chain_writes(dbsession):
         email_id = uuid.uuid4()
         owed = dbsession.execute(
-            _confirm_and_owe_email(),
+            _confirm_and_owe_email(from_statuses),
             {**parameters, **event_log.log_parameters(confirmed), "p_email_id": email_id},
         ).first()
         if owed is None:
@@ -408,7 +484,7 @@ def _confirm(dbsession, order, charge, now):
         outbox.dispatch_after_commit(dbsession, email_id)
         event_log.announce(dbsession, confirmed)
         return True
-    if dbsession.execute(_confirmation(), parameters).first() is None:
+    if dbsession.execute(_confirmation(from_statuses), parameters).first() is None:
         return False
     mark_changed(dbsession)
     outbox.record_email(dbsession, order.id, EmailKind.ORDER_CONFIRMATION, now=now)
@@ -425,18 +501,24 @@ def _snapshot(order, **changes):
 
 
 @functools.cache
-def _confirmation():
-    """The conditional UPDATE that confirms a pending order (parameters ``p_order_id``,
-    ``p_reference``, ``p_now``), built once."""
+def _confirmation(from_statuses):
+    """The conditional UPDATE that confirms an order in one of ``from_statuses`` (parameters
+    ``p_order_id``, ``p_reference``, ``p_now``), built once for each."""
     orders = Order.__table__
     now = bindparam("p_now", type_=orders.c.confirmed_at.type)
+    # The purchase's own confirmation (of a pending order only) stays the statement it was;
+    # confirming a hold also ends its hold and forgets its last failed attempt.
+    purchase = from_statuses == (OrderStatus.PENDING,)
     return (
         orders.update()
         .where(
             orders.c.id == bindparam("p_order_id", type_=orders.c.id.type),
-            orders.c.status == OrderStatus.PENDING,
+            orders.c.status == OrderStatus.PENDING
+            if purchase
+            else orders.c.status.in_(from_statuses),
         )
         .values(
+            **({} if purchase else {"expires_at": None, "failure_code": None}),
             status=OrderStatus.CONFIRMED,
             payment_reference=bindparam("p_reference", type_=orders.c.payment_reference.type),
             confirmed_at=now,
@@ -447,11 +529,12 @@ def _confirmation():
 
 
 @functools.cache
-def _confirm_and_owe_email():
+def _confirm_and_owe_email(from_statuses):
     """``WITH confirmed AS (UPDATE orders ... RETURNING id), logged AS (INSERT INTO event_log
     ...) INSERT INTO email_outbox ...``: the confirmation, its event and its email as one
-    statement, built once (the event's JSON is made in Python, a bind parameter)."""
-    confirmed = _confirmation().cte("confirmed")
+    statement, built once for each ``from_statuses`` (the event's JSON is made in Python, a bind
+    parameter)."""
+    confirmed = _confirmation(from_statuses).cte("confirmed")
     return outbox.owing_email(confirmed.c.id, EmailKind.ORDER_CONFIRMATION).add_cte(
         event_log.logging_from(confirmed)
     )
@@ -548,7 +631,8 @@ def _abort(tm):
 def get_order(dbsession, order_id, *, for_update=False):
     statement = select(Order).where(Order.id == order_id)
     if for_update:
-        statement = statement.with_for_update()
+        # Read again under the lock, whatever the session holds of it.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     order = dbsession.scalar(statement)
     if order is None:
         raise OrderNotFound(f"No order has the id {order_id}.")
@@ -610,12 +694,18 @@ def settle_stale_pending_orders(dbsession, tm, gateway, *, now, older_than=STALE
     confirming): confirm those whose charge the gateway kept, fail and release the others.
 
     Each order is settled in its own transaction on ``tm``; one the gateway cannot answer for is
-    left for the next run. Returns a :class:`SettlementReport`.
+    left for the next run. A hold's payment counts from when it started, not from the hold.
+    Returns a :class:`SettlementReport`.
     """
+    cutoff = now - older_than
     stale_ids = list(
         dbsession.scalars(
             select(Order.id)
-            .where(Order.status == OrderStatus.PENDING, Order.created_at < now - older_than)
+            .where(
+                Order.status == OrderStatus.PENDING,
+                Order.created_at < cutoff,
+                or_(Order.expires_at.is_(None), Order.updated_at < cutoff),
+            )
             .order_by(Order.created_at)
             .limit(limit)
         )

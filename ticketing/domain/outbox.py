@@ -15,7 +15,11 @@ from sqlalchemy import bindparam, literal, select, update
 from zope.sqlalchemy import mark_changed
 
 from ticketing.models import EmailKind, EmailStatus, Order, OutboxEmail
-from ticketing.notifications import order_cancellation_message, order_confirmation_message
+from ticketing.notifications import (
+    order_cancellation_message,
+    order_confirmation_message,
+    payment_refunded_message,
+)
 
 from . import events
 from .errors import EmailDeliveryError, EmailNotFound
@@ -32,6 +36,7 @@ SWEEP_GRACE = dt.timedelta(minutes=1)
 MESSAGES = {
     EmailKind.ORDER_CONFIRMATION: order_confirmation_message,
     EmailKind.ORDER_CANCELLATION: order_cancellation_message,
+    EmailKind.PAYMENT_REFUNDED: payment_refunded_message,
 }
 
 

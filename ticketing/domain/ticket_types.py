@@ -8,7 +8,7 @@ that a capacity is never checked against a count a purchase is changing.
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 
-from ticketing.models import EventStatus, OrderItem, TicketType
+from ticketing.models import HOLDING_STATUSES, EventStatus, Order, OrderItem, TicketType
 
 from . import events
 from .errors import (
@@ -121,18 +121,30 @@ def delete_ticket_type(dbsession, event_id, ticket_type_id):
 
 
 def availability(dbsession, event_id, *, include_hidden):
-    """Capacity, sold, held and available, per type and for the event."""
+    """Capacity, sold, held and available, per type, and the tickets held of the whole event:
+    (event, rows, held). Held tickets are those of orders taken but not paid (holds, payments
+    under way or awaiting the buyer); a type's ``sold`` column counts them too, so ``sold`` here
+    is what is paid for."""
     event, types = list_ticket_types(dbsession, event_id, include_hidden=include_hidden)
-    return event, [
+    held = dict(
+        dbsession.execute(
+            select(OrderItem.ticket_type_id, func.sum(OrderItem.quantity))
+            .join(Order, Order.id == OrderItem.order_id)
+            .where(Order.event_id == event_id, Order.status.in_(HOLDING_STATUSES))
+            .group_by(OrderItem.ticket_type_id)
+        ).all()
+    )
+    rows = [
         {
             "ticket_type": ticket_type,
             "capacity": ticket_type.capacity,
-            "sold": ticket_type.sold,
-            "held": 0,
+            "sold": ticket_type.sold - held.get(ticket_type.id, 0),
+            "held": held.get(ticket_type.id, 0),
             "available": ticket_type.available_within(event.available_tickets),
         }
         for ticket_type in types
     ]
+    return event, rows, sum(held.values())
 
 
 def _changeable_event(dbsession, event_id):

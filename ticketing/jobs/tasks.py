@@ -9,11 +9,12 @@ import uuid
 import transaction
 from huey import crontab
 
-from ticketing.domain import events, orders, outbox
+from ticketing.domain import events, holds, orders, outbox
 from ticketing.domain.errors import EmailDeliveryError
 from ticketing.interfaces import IEmailSender, IPaymentGateway
 from ticketing.models import get_tm_session
 from ticketing.models.types import utcnow
+from ticketing.settings import hold_duration
 
 EMAIL_RETRIES = 5
 EMAIL_RETRY_BACKOFF = 2
@@ -95,7 +96,20 @@ def register_tasks(jobs, registry):
             )
         return (report.confirmed, report.failed, report.unresolved)
 
+    @scheduled.periodic_task(EVERY_MINUTE, name="expire_holds")
+    def expire_holds():
+        with job_transaction(session_factory) as (dbsession, tm):
+            report = holds.expire_holds(
+                dbsession,
+                tm,
+                registry.getUtility(IPaymentGateway),
+                now=utcnow(),
+                hold_for=hold_duration(registry.settings),
+            )
+        return (report.expired, report.paid_meanwhile)
+
     return types.SimpleNamespace(
+        expire_holds=expire_holds,
         send_email=send_email,
         complete_past_events=complete_past_events,
         sweep_outbox=sweep_outbox,

@@ -14,8 +14,9 @@ from .api_key import ApiKey, KeyScope
 from .event import Event, EventStatus
 from .event_log import EventLogEntry
 from .meta import Base
-from .order import Order, OrderItem, OrderStatus
+from .order import HOLD_STATUSES, HOLDING_STATUSES, Order, OrderItem, OrderStatus
 from .outbox import EmailKind, EmailStatus, OutboxEmail
+from .stripe_event import StripeEvent
 from .ticket_type import TicketType
 
 __all__ = [
@@ -31,6 +32,9 @@ __all__ = [
     "Order",
     "OrderItem",
     "OrderStatus",
+    "HOLD_STATUSES",
+    "HOLDING_STATUSES",
+    "StripeEvent",
     "TicketType",
     "get_engine",
     "get_request_session_factory",

@@ -18,10 +18,20 @@ from .types import UTCDateTime, status_enum, utcnow
 
 
 class OrderStatus(enum.StrEnum):
+    RESERVED = "reserved"  # a hold: tickets taken until expires_at, no money
     PENDING = "pending"  # tickets reserved, payment under way
+    AWAITING_ACTION = "awaiting_action"  # the buyer must authenticate (3-D Secure); still held
     CONFIRMED = "confirmed"  # paid
+    EXPIRED = "expired"  # a hold not paid in time; tickets released, no money kept
     FAILED = "failed"  # payment refused or abandoned; tickets released, no money kept
-    CANCELLED = "cancelled"  # refunded in full; tickets released
+    CANCELLED = "cancelled"  # refunded in full, or a hold given back; tickets released
+
+
+#: the states of a hold, which keeps its tickets until ``expires_at``
+HOLD_STATUSES = (OrderStatus.RESERVED, OrderStatus.AWAITING_ACTION)
+
+#: the states whose tickets are taken but not paid for: availability shows them as ``held``
+HOLDING_STATUSES = (OrderStatus.RESERVED, OrderStatus.PENDING, OrderStatus.AWAITING_ACTION)
 
 
 class Order(Base):
@@ -40,6 +50,8 @@ class Order(Base):
         Index("ix_orders_event_id_created_at_id", "event_id", "created_at", "id"),
         Index("ix_orders_customer_email_created_at_id", "customer_email", "created_at", "id"),
         Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
+        # The hold-expiry job's question: which holds are past their time?
+        Index("ix_orders_status_expires_at", "status", "expires_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -63,6 +75,14 @@ class Order(Base):
     payment_reference: Mapped[str | None] = mapped_column(String(255))
     refund_reference: Mapped[str | None] = mapped_column(String(255))
     failure_code: Mapped[str | None] = mapped_column(String(64))
+    #: until when a hold (reserved or awaiting_action) keeps its tickets; None: not a hold
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: the payment attempt under way or last made: each has its own charge idempotency key, so
+    #: that a buyer whose card was declined or failed 3-D Secure can try another one
+    payment_attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: the Idempotency-Key of the pay that started the current attempt: the same key answers
+    #: as that attempt did
+    payment_idempotency_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -74,8 +94,11 @@ class Order(Base):
 
     @property
     def charge_idempotency_key(self):
-        """The gateway key of this order's one charge: retries of any kind reuse it."""
-        return f"order-{self.id}-charge"
+        """The gateway key of this order's charge of its current payment attempt: retries of any
+        kind reuse it. The first attempt's is the one a one-step purchase always had."""
+        if (self.payment_attempt or 1) == 1:
+            return f"order-{self.id}-charge"
+        return f"order-{self.id}-charge-{self.payment_attempt}"
 
     @property
     def refund_idempotency_key(self):

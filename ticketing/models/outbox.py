@@ -12,6 +12,8 @@ from .types import UTCDateTime, status_enum, utcnow
 class EmailKind(enum.StrEnum):
     ORDER_CONFIRMATION = "order_confirmation"
     ORDER_CANCELLATION = "order_cancellation"
+    #: money that arrived after its hold expired and its tickets were gone, given back
+    PAYMENT_REFUNDED = "payment_refunded"
 
 
 class EmailStatus(enum.StrEnum):

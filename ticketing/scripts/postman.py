@@ -2,7 +2,8 @@
 collection (v2.1) of the API, generated from the app's OpenAPI document.
 
 Every operation but the automatic HEADs becomes a request, in an order that runs top to bottom
-(create, publish, buy, add a ticket type, cancel, delete; then make an API key and revoke it),
+(create, publish, buy, hold and pay, give a hold back, add a ticket type, cancel, Stripe's
+webhook, delete; then make an API key and revoke it),
 with the document's example bodies (the seed's "Create Event" and "Purchase Tickets"; the
 purchase's idempotency key is a fresh ``{{$guid}}`` each run, so that the collection can run
 again), its query parameters (disabled until needed) and headers. Each request carries tests, as
@@ -10,7 +11,10 @@ Postman users expect: its success status, and the fields of the answer that the 
 collection relies on. Variables: ``baseUrl``, ``apiKey`` (sent as a Bearer token on organiser
 operations), and ``eventId``, ``orderId``, ``ticketTypeId`` and ``keyId``, which the creating
 requests set from their answers. The delete of an event deletes a draft its pre-request script
-creates, as the event the collection sold tickets for keeps its sales history. ``newman run
+creates, as the event the collection sold tickets for keeps its sales history; Give a hold back
+releases a hold its pre-request script makes (``holdId``); Stripe's webhook is posted with a
+body its pre-request script signs as Stripe does, with ``stripeWebhookSecret`` (development.ini's
+``stripe.webhook_secret``): an event the app acknowledges and ignores. ``newman run
 postman_collection.json --env-var baseUrl=http://127.0.0.1:6543`` runs it green against ``make
 run`` (tests/test_postman.py).
 
@@ -45,6 +49,11 @@ OPERATION_ORDER = (
     "publish_event",
     # The seed's purchase names no ticket type: it buys while the event has only one.
     "purchase_tickets",
+    # A hold (it becomes orderId), paid, and another one given back; like the purchase, while
+    # the event sells one type only.
+    "reserve_tickets",
+    "pay_hold",
+    "release_hold",
     "list_orders",
     "get_order",
     "create_ticket_type",
@@ -55,6 +64,7 @@ OPERATION_ORDER = (
     "cancel_order",
     "list_webhook_deliveries",
     "retry_webhook_delivery",
+    "receive_stripe_event",
     "delete_ticket_type",
     "delete_event",
     # Last: the key it makes is revoked again, so a run leaves no key behind that works.
@@ -67,6 +77,12 @@ OPERATION_ORDER = (
 ON_A_DRAFT = {"delete_event"}
 #: operations on a delivery, which only a running job worker makes
 NEEDS_A_DELIVERY = {"retry_webhook_delivery"}
+#: operations whose ``{id}`` is a hold made for them
+ON_A_HOLD = {"release_hold"}
+#: operations called by Stripe, with a signed body
+SIGNED_BY_STRIPE = {"receive_stripe_event"}
+#: development.ini's stripe.webhook_secret
+DEVELOPMENT_WEBHOOK_SECRET = "whsec_development_only"
 
 
 def collection_from_openapi(document):
@@ -108,6 +124,16 @@ def collection_from_openapi(document):
                 "value": "",
                 "description": "Set by Delete an event's pre-request script.",
             },
+            {
+                "key": "holdId",
+                "value": "",
+                "description": "Set by Give a hold back's pre-request script.",
+            },
+            {
+                "key": "stripeWebhookSecret",
+                "value": DEVELOPMENT_WEBHOOK_SECRET,
+                "description": "The server's stripe.webhook_secret, to sign Stripe's events.",
+            },
         ],
     }
 
@@ -130,10 +156,15 @@ def _request(path, method, operation, document):
     path_variables = []
     postman_path = []
     on_a_draft = operation["operationId"] in ON_A_DRAFT
+    on_a_hold = operation["operationId"] in ON_A_HOLD
     for index, segment in enumerate(segments):
         if segment.startswith("{") and segment.endswith("}"):
             name = segment[1:-1]
-            variable = "draftEventId" if on_a_draft else _variable_of(segments, index, name)
+            variable = _variable_of(segments, index, name)
+            if on_a_draft:
+                variable = "draftEventId"
+            elif on_a_hold:
+                variable = "holdId"
             postman_path.append(f":{name}")
             path_variables.append({"key": name, "value": f"{{{{{variable}}}}}"})
         else:
@@ -194,6 +225,12 @@ def _request(path, method, operation, document):
     events = [{"listen": "test", "script": {"type": "text/javascript", "exec": tests}}]
     if on_a_draft:
         events.insert(0, _create_a_draft(document))
+    if on_a_hold:
+        events.insert(0, _create_a_hold(document))
+    if operation["operationId"] in SIGNED_BY_STRIPE:
+        request["header"].insert(0, {"key": "Content-Type", "value": "application/json"})
+        request["body"] = {"mode": "raw", "raw": "", "options": {"raw": {"language": "json"}}}
+        events.insert(0, _sign_as_stripe())
     item["event"] = events
     return item
 
@@ -303,6 +340,60 @@ def _create_a_draft(document):
                 '    pm.expect(error, "creating the draft to delete").to.equal(null);',
                 '    pm.collectionVariables.set("draftEventId", response.json().data.id);',
                 "});",
+            ],
+        },
+    }
+
+
+def _create_a_hold(document):
+    """A pre-request script that reserves a hold on the collection's event (from the reserve
+    operation's example, with a fresh key) and saves its id as ``holdId``."""
+    reserve = document["paths"]["/api/events/{id}/orders"]["post"]["requestBody"]["content"]
+    example = reserve["application/json"]["example"]
+    return {
+        "listen": "prerequest",
+        "script": {
+            "type": "text/javascript",
+            "exec": [
+                "const hold = " + json.dumps(example) + ";",
+                'hold.order.idempotency_key = pm.variables.replaceIn("{{$guid}}");',
+                "pm.sendRequest({",
+                '    url: pm.variables.get("baseUrl") + "/api/events/" + '
+                'pm.variables.get("eventId") + "/orders",',
+                '    method: "POST",',
+                '    header: {"Content-Type": "application/json"},',
+                '    body: {mode: "raw", raw: JSON.stringify(hold)}',
+                "}, function (error, response) {",
+                '    pm.expect(error, "reserving the hold to give back").to.equal(null);',
+                '    pm.collectionVariables.set("holdId", response.json().data.id);',
+                "});",
+            ],
+        },
+    }
+
+
+def _sign_as_stripe():
+    """A pre-request script that writes a Stripe event as the body and signs it as Stripe does
+    (``Stripe-Signature: t=<unix>,v1=<HMAC-SHA256 of "<t>.<body>">``): an event of a type the
+    app acknowledges and ignores, so a run changes nothing."""
+    return {
+        "listen": "prerequest",
+        "script": {
+            "type": "text/javascript",
+            "exec": [
+                "const body = JSON.stringify({",
+                '    id: "evt_postman_" + pm.variables.replaceIn("{{$guid}}"),',
+                '    object: "event",',
+                '    type: "customer.created",',
+                '    data: {object: {object: "customer", id: "cus_postman"}}',
+                "});",
+                "const timestamp = Math.floor(Date.now() / 1000);",
+                'const secret = pm.variables.get("stripeWebhookSecret");',
+                'const signature = CryptoJS.HmacSHA256(timestamp + "." + body, secret)'
+                ".toString(CryptoJS.enc.Hex);",
+                "pm.request.body.update(body);",
+                'pm.request.headers.upsert({key: "Stripe-Signature", '
+                'value: "t=" + timestamp + ",v1=" + signature});',
             ],
         },
     }

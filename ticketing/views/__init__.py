@@ -9,11 +9,12 @@ from cornice import Service
 from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.request import Request
+from pyramid.threadlocal import get_current_registry, get_current_request
 from webob.multidict import GetDict
 
 from ticketing.domain.errors import InvalidTicketType, PriceNotInCurrency
 from ticketing.money import exponent
-from ticketing.settings import as_int
+from ticketing.settings import as_int, hold_duration
 
 from .problems import cornice_error_handler, invalid_field
 
@@ -27,6 +28,47 @@ class ApiService(Service):
 
     def default_error_handler(self, request):
         return cornice_error_handler(request)
+
+
+class BuyerService(ApiService):
+    """A service buyers call from organisers' own checkout pages (3-D Secure is finished in the
+    buyer's browser, with Stripe.js): Cornice's CORS support answers for the origins of the
+    setting ``ticketing.cors_origins``, preflight included, and for the API's own origin (its
+    documentation page). Cornice refuses a request from any other origin before the view runs
+    (400 ``origin_not_allowed``), so a cross-site form cannot buy or release anything either. The
+    origins are the app's, read when a request asks, since one service object serves every app
+    of the process."""
+
+    def __init__(self, *args, depth=1, **kwargs):
+        # One frame deeper than Cornice expects: venusian must find the module declaring it.
+        super().__init__(
+            *args,
+            depth=depth + 1,
+            cors_enabled=True,
+            cors_headers=CORS_EXPOSED_HEADERS,
+            **kwargs,
+        )
+
+    def get_arguments(self, conf=None):
+        arguments = super().get_arguments(conf)
+        # Not frozen into each view's arguments when it is declared: always the property's.
+        arguments.pop("cors_origins", None)
+        return arguments
+
+    @property
+    def cors_origins(self):
+        configured = get_current_registry().get("cors_origins", ())
+        request = get_current_request()
+        return configured if request is None else (*configured, request.host_url)
+
+    @cors_origins.setter
+    def cors_origins(self, origins):
+        if origins:
+            raise ConfigurationError("a buyer service's origins are ticketing.cors_origins")
+
+
+#: response headers a buyer's browser may read
+CORS_EXPOSED_HEADERS = ("Location", "Idempotent-Replayed", "Retry-After", "X-Request-Id")
 
 
 def uuid_from_path(request, not_found, name="id"):
@@ -97,6 +139,8 @@ def includeme(config):
         settings, "ticketing.max_tickets_per_order", 10
     )
     config.registry["currencies"] = currencies_from(settings)
+    config.registry["cors_origins"] = tuple(settings.get("ticketing.cors_origins", "").split())
+    config.registry["hold_for"] = hold_duration(settings)
     config.set_request_factory(ApiRequest)
     config.include("cornice")
     config.include(".problems")
@@ -105,4 +149,5 @@ def includeme(config):
     config.scan(".ticket_types")
     config.scan(".orders")
     config.scan(".keys")
+    config.scan(".stripe_webhooks")
     config.include(".docs")

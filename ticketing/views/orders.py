@@ -1,10 +1,11 @@
-"""Orders: buying tickets, reading orders, cancelling them."""
+"""Orders: buying tickets, holding them and paying the hold, reading orders, cancelling them."""
 
 import uuid
 
 import colander
 from cornice.validators import colander_querystring_validator
 
+from ticketing.domain import holds, payments_async
 from ticketing.domain import orders as domain
 from ticketing.domain.errors import (
     AboveMaxPerOrder,
@@ -12,6 +13,7 @@ from ticketing.domain.errors import (
     ChangeRefused,
     EventNotFound,
     EventNotOnSale,
+    HoldExpired,
     IdempotencyKeyInvalid,
     IdempotencyKeyMismatch,
     IdempotencyKeyReused,
@@ -19,6 +21,8 @@ from ticketing.domain.errors import (
     InvalidCursor,
     OrderNotCancellable,
     OrderNotFound,
+    OrderNotPayable,
+    OrderNotReleasable,
     PaymentDeclined,
     PaymentUnavailable,
     RefundFailed,
@@ -34,7 +38,7 @@ from ticketing.models.types import utcnow
 from ticketing.openapi import Success, api_doc
 from ticketing.security import READ
 
-from . import JSON, MAX_PAGE_SIZE, ApiService, uuid_from_path
+from . import JSON, MAX_PAGE_SIZE, ApiService, BuyerService, uuid_from_path
 from .events import LOCATION, event_id_from
 from .schemas import (
     QueryString,
@@ -48,7 +52,7 @@ from .schemas import (
     strip,
     text_field,
 )
-from .serialize import OrderResource, order_json, page_json
+from .serialize import AwaitingActionResource, OrderResource, awaiting_json, order_json, page_json
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -180,11 +184,53 @@ class ListOrdersQuery(colander.MappingSchema):
     )
 
 
-event_purchase = ApiService(
+class PaymentFields(StrictMappingSchema):
+    payment_method = colander.SchemaNode(
+        StrictString(),
+        validator=colander.Length(1, 255),
+        missing=None,
+        description="The payment gateway's payment method (e.g. Stripe's `pm_card_visa`; "
+        "`pm_card_threeDSecureRequired` needs 3-D Secure, with the mock gateway too).",
+    )
+    idempotency_key = colander.SchemaNode(
+        StrictString(),
+        preparer=strip,
+        validator=colander.Length(1, 255),
+        missing=None,
+        description="The pay's own key: retried with it, a declined attempt answers its decline "
+        "again; a new key after a decline tries another card. Or the Idempotency-Key header.",
+    )
+
+
+class PayBody(StrictMappingSchema):
+    payment = PaymentFields(missing={"payment_method": None, "idempotency_key": None})
+
+    example = {"payment": {"payment_method": "pm_card_visa"}}
+
+
+class HoldBody(PurchaseBody):
+    example = {
+        "order": {
+            "customer_email": "john@example.com",
+            "customer_name": "John Doe",
+            "quantity": 2,
+            "idempotency_key": "hold-123",
+        }
+    }
+
+
+event_purchase = BuyerService(
     name="event_purchase", path="/api/events/{id}/purchase", description="Buy tickets"
 )
+event_orders = BuyerService(
+    name="event_orders", path="/api/events/{id}/orders", description="Hold tickets"
+)
 orders = ApiService(name="orders", path="/api/orders", description="Orders")
-order = ApiService(name="order", path="/api/orders/{id}", description="One order")
+order = BuyerService(name="order", path="/api/orders/{id}", description="One order")
+order_pay = BuyerService(name="order_pay", path="/api/orders/{id}/pay", description="Pay a hold")
+order_release = BuyerService(
+    name="order_release", path="/api/orders/{id}/release", description="Give a hold back"
+)
 order_cancel = ApiService(
     name="order_cancel", path="/api/orders/{id}/cancel", description="Cancel and refund an order"
 )
@@ -221,9 +267,54 @@ IDEMPOTENCY_HEADER_PARAMETER = {
 }
 
 
+PAY_IDEMPOTENCY_HEADER_PARAMETER = {
+    **IDEMPOTENCY_HEADER_PARAMETER,
+    "description": "The pay's own idempotency key, instead of or as well as "
+    "`payment.idempotency_key` (both: they must match).",
+}
+
+AWAITING_ACTION = Success(
+    202,
+    "The card needs 3-D Secure: the order is `awaiting_action`, held until `expires_at`. Finish "
+    "the payment in the buyer's browser with `payment.client_secret` (Stripe.js "
+    "`handleNextAction`); the gateway's webhook then confirms the order.",
+    AwaitingActionResource(),
+    wrap=False,
+    headers=LOCATION,
+)
+
+
+def order_answer(request, result, created_status):
+    """The order of a purchase or payment: ``created_status`` (201 or 200), 200 with
+    ``Idempotent-Replayed`` for a replay, or 202 with the payment awaiting the buyer."""
+    request.response.location = request.route_url("order", id=result.order.id)
+    if result.payment is not None:
+        request.response.status_code = 202
+        return awaiting_json(result.order, result.payment)
+    if result.replayed:
+        request.response.headers["Idempotent-Replayed"] = "true"
+    else:
+        request.response.status_code = created_status
+    return {"data": order_json(result.order)}
+
+
+def purchase_from(request, hold=False):
+    fields = request.validated["order"]
+    return domain.PurchaseRequest(
+        event_id=event_id_from(request),
+        customer_email=fields["customer_email"],
+        customer_name=fields["customer_name"],
+        items=items_from(fields),
+        idempotency_key=idempotency_key_from(request, fields["idempotency_key"]),
+        payment_method=fields["payment_method"],
+        hold=hold,
+    )
+
+
 @event_purchase.post(schema=PurchaseBody(), validators=(json_body_validator,), content_type=JSON)
 @api_doc(
     Success(201, "The confirmed order.", OrderResource(), headers=LOCATION),
+    AWAITING_ACTION,
     Success(
         200,
         "A replay: the order this idempotency key already bought, with "
@@ -260,27 +351,131 @@ IDEMPOTENCY_HEADER_PARAMETER = {
 def purchase_tickets(request):
     """Buy tickets
 
-    Reserves the tickets, charges the card, and confirms the order. Retry with the same
-    idempotency key after a timeout: it never charges twice.
+    Reserves the tickets, charges the card, and confirms the order; a card that needs 3-D
+    Secure answers 202 with the order `awaiting_action`. Retry with the same idempotency key
+    after a timeout: it never charges twice.
     """
-    fields = request.validated["order"]
-    purchase = domain.PurchaseRequest(
-        event_id=event_id_from(request),
-        customer_email=fields["customer_email"],
-        customer_name=fields["customer_name"],
-        items=items_from(fields),
-        idempotency_key=idempotency_key_from(request, fields["idempotency_key"]),
-        payment_method=fields["payment_method"],
-    )
     result = domain.purchase_tickets(
-        request.dbsession, request.tm, request.payment_gateway, purchase, now=utcnow()
+        request.dbsession,
+        request.tm,
+        request.payment_gateway,
+        purchase_from(request),
+        now=utcnow(),
+        hold_for=request.registry["hold_for"],
     )
-    if result.replayed:
-        request.response.headers["Idempotent-Replayed"] = "true"
-    else:
-        request.response.status_code = 201
-    request.response.location = request.route_url("order", id=result.order.id)
-    return {"data": order_json(result.order)}
+    return order_answer(request, result, 201)
+
+
+@event_orders.post(schema=HoldBody(), validators=(json_body_validator,), content_type=JSON)
+@api_doc(
+    Success(
+        201,
+        "The hold: the order `reserved` until `expires_at`; pay it with "
+        "`POST /api/orders/{id}/pay`.",
+        OrderResource(),
+        headers=LOCATION,
+    ),
+    Success(
+        200,
+        "A replay: the order this idempotency key already made, as it is now, with "
+        "`Idempotent-Replayed: true`; nothing was reserved again.",
+        OrderResource(),
+        headers={
+            **LOCATION,
+            "Idempotent-Replayed": {
+                "required": True,
+                "schema": {"type": "string", "enum": ["true"]},
+            },
+        },
+    ),
+    raises=(
+        IdempotencyKeyInvalid,
+        EventNotFound,
+        EventNotOnSale,
+        TicketTypeNotFound,
+        TicketTypeWrongEvent,
+        TicketTypeRequired,
+        TicketTypeNotOnSale,
+        BelowMinPerOrder,
+        AboveMaxPerOrder,
+        InsufficientTickets,
+        IdempotencyKeyReused,
+        IdempotencyKeyMismatch,
+    ),
+    request_headers=(IDEMPOTENCY_HEADER_PARAMETER,),
+)
+def reserve_tickets(request):
+    """Hold tickets
+
+    Reserves the tickets without paying: the order is `reserved` until `expires_at` (setting
+    `ticketing.hold_minutes`, 15 by default), and availability counts them as `held`. A hold not
+    paid in time expires and its tickets go back (within a minute).
+    """
+    result = holds.reserve(
+        request.dbsession,
+        request.tm,
+        purchase_from(request, hold=True),
+        now=utcnow(),
+        hold_for=request.registry["hold_for"],
+    )
+    return order_answer(request, result, 201)
+
+
+@order_pay.post(schema=PayBody(), validators=(json_body_validator,), content_type=JSON)
+@api_doc(
+    Success(200, "The confirmed order (or, paid already, the order as it is).", OrderResource()),
+    AWAITING_ACTION,
+    raises=(
+        IdempotencyKeyInvalid,
+        OrderNotFound,
+        OrderNotPayable,
+        HoldExpired,
+        PaymentDeclined,
+        RequestInProgress,
+        IdempotencyKeyMismatch,
+        PaymentUnavailable,
+    ),
+    request_headers=(PAY_IDEMPOTENCY_HEADER_PARAMETER,),
+)
+def pay_hold(request):
+    """Pay a hold
+
+    Charges the hold's total and confirms it; a card that needs 3-D Secure answers 202 with
+    the payment to finish in the buyer's browser. Safe to retry: a paid order answers as it is,
+    one awaiting authentication answers with its payment again, and after a decline the hold
+    stays, to be paid with another card. An expired hold first takes its tickets again: if they
+    are gone, 409 `hold_expired` and nothing is charged.
+    """
+    fields = request.validated["payment"]
+    result = payments_async.pay_hold(
+        request.dbsession,
+        request.tm,
+        request.payment_gateway,
+        order_id_from(request),
+        fields["payment_method"],
+        now=utcnow(),
+        hold_for=request.registry["hold_for"],
+        idempotency_key=idempotency_key_from(request, fields["idempotency_key"]),
+    )
+    return order_answer(request, result, 200)
+
+
+@order_release.post()
+@api_doc(
+    Success(200, "The hold, given back: the order `cancelled`.", OrderResource()),
+    raises=(OrderNotFound, OrderNotReleasable),
+)
+def release_hold(request):
+    """Give a hold back
+
+    Releases the hold's tickets at once, before it expires. A hold awaiting 3-D Secure has its
+    payment cancelled first; if that payment went through meanwhile, 409
+    `order_not_releasable` (the order is paid).
+    """
+    released = holds.release_hold(
+        request.dbsession, request.payment_gateway, order_id_from(request), now=utcnow()
+    )
+    return {"data": order_json(released)}
 
 
 @orders.get(schema=ListOrdersQuery(), validators=(colander_querystring_validator,), permission=READ)

@@ -93,6 +93,13 @@ def cornice_error_handler(request):
         )
     if status == 406:
         return problem(406, "not_acceptable", "Not acceptable", field_errors[0]["message"])
+    if any(error["location"] == "header" and error["field"] == "Origin" for error in field_errors):
+        return problem(
+            400,
+            "origin_not_allowed",
+            "Origin not allowed",
+            f"{request.headers.get('Origin')} is not one of ticketing.cors_origins.",
+        )
     if any(error["message"].startswith("Invalid JSON") for error in field_errors):
         return problem(400, "malformed_json", "Malformed JSON", field_errors[0]["message"])
     detail = "; ".join(

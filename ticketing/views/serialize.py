@@ -153,16 +153,41 @@ class OrderResource(StrictMappingSchema):
     currency = _text(validator=CURRENCY, example="USD")
     status = _text(
         validator=colander.OneOf([s.value for s in OrderStatus]),
-        description="pending (payment under way), confirmed (paid), failed (payment refused), "
-        "cancelled (refunded in full).",
+        description="reserved (a hold: tickets kept until `expires_at`, no money), pending "
+        "(payment under way), awaiting_action (the buyer must finish 3-D Secure; still held), "
+        "confirmed (paid), expired (a hold not paid in time), failed (payment refused or "
+        "abandoned; or `hold_expired_refunded`: paid after its hold expired and refunded), "
+        "cancelled (refunded in full, or a hold given back).",
     )
     payment_reference = _text(nullable=True)
     refund_reference = _text(nullable=True)
     failure_code = _text(nullable=True)
+    expires_at = _time(
+        nullable=True,
+        description="Until when a hold (reserved or awaiting_action) keeps its tickets; null "
+        "for other states.",
+    )
     created_at = _time()
     confirmed_at = _time(nullable=True)
     cancelled_at = _time(nullable=True)
     refunded_at = _time(nullable=True)
+
+
+class PaymentAction(StrictMappingSchema):
+    status = _text(validator=colander.OneOf(["requires_action"]))
+    client_secret = _text(
+        description="The PaymentIntent's client secret, for Stripe.js in the buyer's browser."
+    )
+    next_action = _node(
+        colander.Mapping(unknown="preserve"),
+        nullable=True,
+        description="What the buyer's browser must do (Stripe's `next_action`).",
+    )
+
+
+class AwaitingActionResource(StrictMappingSchema):
+    data = OrderResource()
+    payment = PaymentAction()
 
 
 class KeyEventIds(colander.SequenceSchema):
@@ -209,13 +234,13 @@ RESOURCE_SCHEMAS = (
 )
 
 
-def availability_json(event, rows):
+def availability_json(event, rows, held):
     return {
         "event_id": str(event.id),
         "event": {
             "capacity": event.total_tickets,
-            "sold": event.tickets_sold,
-            "held": 0,
+            "sold": event.tickets_sold - held,
+            "held": held,
             "available": event.available_tickets,
         },
         "ticket_types": [
@@ -236,6 +261,18 @@ def page_json(page, item_json):
     return {
         "data": [item_json(item) for item in page.items],
         "meta": {"next_cursor": page.next_cursor},
+    }
+
+
+def awaiting_json(order, payment):
+    """An order awaiting the buyer's authentication, with what their browser needs for it."""
+    return {
+        "data": order_json(order),
+        "payment": {
+            "status": str(payment.status),
+            "client_secret": payment.client_secret,
+            "next_action": payment.next_action,
+        },
     }
 
 

@@ -283,8 +283,8 @@ def get_availability(request):
     Capacity, sold, held and available, for the event and each of its ticket types (hidden
     ones for organisers only). A type's `available` is within what is left of the event.
     """
-    event, rows = domain.availability(
+    event, rows, held = domain.availability(
         request.dbsession, event_id_from(request), include_hidden=sees_everything(request)
     )
     _visible_event(request, event)
-    return {"data": availability_json(event, rows)}
+    return {"data": availability_json(event, rows, held)}
