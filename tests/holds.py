@@ -16,6 +16,7 @@ from ticketing.models import (
     HOLDING_STATUSES,
     EmailKind,
     Event,
+    EventLogEntry,
     Order,
     OrderItem,
     OrderStatus,
@@ -173,3 +174,14 @@ def confirmation_emails(engine, order_id):
 def ticket_type_of(engine, event):
     with Session(engine) as session:
         return session.scalar(select(TicketType).where(TicketType.event_id == event.id))
+
+
+def logged_events(engine, order_id):
+    """The order's domain events in the event log, oldest first: (type, status)."""
+    with Session(engine) as session:
+        entries = session.scalars(select(EventLogEntry).order_by(EventLogEntry.created_at))
+        return [
+            (entry.type, entry.data["status"])
+            for entry in entries
+            if entry.data.get("id") == str(order_id)
+        ]

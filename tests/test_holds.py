@@ -24,6 +24,7 @@ from .holds import (
     confirmation_emails,
     emails_of,
     later,
+    logged_events,
     order_body,
     pay,
     post_stripe_event,
@@ -165,6 +166,7 @@ def test_a_card_needing_3d_secure_awaits_the_buyer_then_the_webhook_confirms(
     order = load_order(dbengine, uuid.UUID(hold["id"]))
     assert order.status == "confirmed" and order.confirmed_at is not None
     assert confirmation_emails(dbengine, order.id) == ["order_confirmation"]
+    assert logged_events(dbengine, order.id) == [("order.confirmed", "confirmed")]
     assert_books(dbengine, gateway)
 
 
@@ -214,6 +216,7 @@ def test_releasing_a_hold_gives_its_tickets_back(testapp, dbengine, gateway):
     released = testapp.post(f"/api/orders/{hold['id']}/release").json["data"]
 
     assert released["status"] == "cancelled" and released["refund_reference"] is None
+    assert logged_events(dbengine, hold["id"]) == [("order.cancelled", "cancelled")]
     assert load_event(dbengine, event.id).available_tickets == 10
     again = testapp.post(f"/api/orders/{hold['id']}/release", status=409)
     assert again.json["code"] == "order_not_releasable"
@@ -248,6 +251,7 @@ def test_the_expiry_job_gives_expired_holds_back(app, testapp, dbengine, gateway
     for order in (hold, fresh):
         expired = load_order(dbengine, uuid.UUID(order["id"]))
         assert (expired.status, expired.failure_code) == ("expired", "hold_expired")
+        assert logged_events(dbengine, expired.id) == [("order.expired", "expired")]
     assert load_event(dbengine, event.id).available_tickets == 10
     assert run_expiry(app, later(17)).expired == 0
     assert_books(dbengine, gateway)
@@ -360,6 +364,11 @@ def test_money_after_expiry_for_tickets_gone_is_refunded_and_the_buyer_told(
     assert (order.status, order.failure_code) == ("failed", "hold_expired_refunded")
     assert order.refund_reference is not None
     assert emails_of(dbengine, order_id) == [EmailKind.PAYMENT_REFUNDED]
+    # (The expiry is logged at the test's later time, after the refund's.)
+    assert sorted(logged_events(dbengine, order_id)) == [
+        ("order.expired", "expired"),
+        ("order.failed", "failed"),
+    ]
     assert gateway.retrieve_payment(order.payment_reference).refunded
     # Delivered again, nothing more happens.
     assert post_stripe_event(testapp, succeeded).json["outcome"] == "duplicate"
@@ -453,6 +462,10 @@ def test_a_refund_in_the_gateways_dashboard_cancels_the_order(app, testapp, dben
     assert (cancelled.status, cancelled.refund_reference) == ("cancelled", refund_id)
     assert load_event(dbengine, event.id).available_tickets == 5
     assert EmailKind.ORDER_CANCELLATION in emails_of(dbengine, cancelled.id)
+    assert logged_events(dbengine, cancelled.id) == [
+        ("order.confirmed", "confirmed"),
+        ("order.cancelled", "cancelled"),
+    ]
     assert_books(dbengine, gateway)
 
 

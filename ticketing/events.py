@@ -107,21 +107,24 @@ class OrderConfirmed(OrderEvent):
 
 
 class OrderFailed(OrderEvent):
-    """The payment was declined or could not be made; the tickets went back."""
+    """The payment was declined or could not be made, or money that came after its hold expired
+    was refunded (``hold_expired_refunded``); the tickets went back."""
 
     type = "order.failed"
     vetoable = False
 
 
 class OrderExpired(OrderEvent):
-    """A purchase a crash left pending was settled as abandoned (no charge was kept)."""
+    """A hold was not paid in time (``expired``), or a purchase a crash left pending was settled
+    as abandoned (``failed``, no charge kept); the tickets went back."""
 
     type = "order.expired"
     vetoable = False
 
 
 class OrderCancelled(OrderEvent):
-    """The order was cancelled and refunded in full; its tickets went back."""
+    """The order was cancelled and refunded in full (by the API, or in the payment gateway's
+    dashboard), or a hold was given back; its tickets went back."""
 
     type = "order.cancelled"
     vetoable = False

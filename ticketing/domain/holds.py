@@ -18,10 +18,12 @@ import logging
 
 from sqlalchemy import select, update
 
+from ticketing.events import OrderCancelled, OrderExpired
 from ticketing.interfaces import PaymentStatus
 from ticketing.models import HOLD_STATUSES, Order, OrderStatus
+from ticketing.representations import order_json
 
-from . import inventory, orders
+from . import event_log, inventory, orders
 from .errors import OrderNotReleasable, PaymentError
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ def release_hold(dbsession, gateway, order_id, *, now):
         execution_options={"populate_existing": True},
     )
     inventory.release_order(dbsession, order.event_id, order.id, order.quantity, now=now)
+    event_log.publish(dbsession, OrderCancelled(order_json(released), created_at=now))
     return released
 
 
@@ -92,13 +95,15 @@ def expire_hold(dbsession, order_id, *, now):
     if order is None:
         return None
     was = ExpiredHold.of(order)
-    dbsession.execute(
+    expired = dbsession.scalar(
         update(Order)
         .where(Order.id == order.id)
         .values(status=OrderStatus.EXPIRED, failure_code="hold_expired", updated_at=now)
-        .execution_options(synchronize_session=False)
+        .returning(Order),
+        execution_options={"populate_existing": True},
     )
     inventory.release_order(dbsession, order.event_id, order.id, order.quantity, now=now)
+    event_log.publish(dbsession, OrderExpired(order_json(expired), created_at=now))
     return was
 
 

@@ -31,10 +31,12 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from zope.sqlalchemy import mark_changed
 
+from ticketing.events import OrderCancelled, OrderFailed
 from ticketing.interfaces import PaymentStatus
 from ticketing.models import HOLDING_STATUSES, EmailKind, Order, OrderStatus, StripeEvent
+from ticketing.representations import order_json
 
-from . import holds, inventory, orders, outbox
+from . import event_log, holds, inventory, orders, outbox
 from .errors import (
     HoldExpired,
     OrderNotPayable,
@@ -299,11 +301,13 @@ def fail_refunded(dbsession, order_id, payment, refund_id, *, now):
             refunded_at=now,
             updated_at=now,
         )
-        .returning(Order.id)
+        .returning(Order),
+        execution_options={"populate_existing": True},
     )
     if failed is None:
         return False
     outbox.record_email(dbsession, order_id, EmailKind.PAYMENT_REFUNDED, now=now)
+    event_log.publish(dbsession, OrderFailed(order_json(failed), created_at=now))
     return True
 
 
@@ -316,10 +320,12 @@ def fail_and_release(dbsession, order, failure_code, *, now):
         .values(
             status=OrderStatus.FAILED, failure_code=failure_code, expires_at=None, updated_at=now
         )
-        .returning(Order.id)
+        .returning(Order),
+        execution_options={"populate_existing": True},
     )
     if failed is not None:
         inventory.release_order(dbsession, order.event_id, order.id, order.quantity, now=now)
+        event_log.publish(dbsession, OrderFailed(order_json(failed), created_at=now))
 
 
 def cancel_refunded_at_gateway(dbsession, order, payment, *, now):
@@ -335,12 +341,14 @@ def cancel_refunded_at_gateway(dbsession, order, payment, *, now):
             refunded_at=now,
             updated_at=now,
         )
-        .returning(Order.id)
+        .returning(Order),
+        execution_options={"populate_existing": True},
     )
     if cancelled is None:
         return
     inventory.release_order(dbsession, order.event_id, order.id, order.quantity, now=now)
     outbox.record_email(dbsession, order.id, EmailKind.ORDER_CANCELLATION, now=now)
+    event_log.publish(dbsession, OrderCancelled(order_json(cancelled), created_at=now))
 
 
 def process_gateway_event(
