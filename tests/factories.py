@@ -6,15 +6,23 @@ import uuid
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ticketing.domain import api_keys
+from ticketing.domain import api_keys, tickets
+from ticketing.domain.tickets import TicketCodes
 from ticketing.models import (
     Event,
     EventStatus,
     Order,
     OrderItem,
     OrderStatus,
+    Ticket,
+    TicketStatus,
     TicketType,
 )
+
+from .conftest import TEST_TICKET_SECRET
+
+#: the codes of the tests' apps (app_settings' ticket secret)
+CODES = TicketCodes(TEST_TICKET_SECRET)
 
 
 def future(days=30):
@@ -68,8 +76,9 @@ def create_ticket_type(engine, event, **fields):
 
 def create_order(engine, event, ticket_type=None, **fields):
     """An order row as the purchase would leave it (confirmed unless told otherwise), with one
-    item of ``ticket_type`` (the event's first by default). It takes no tickets: the event's
-    counts are the caller's to set."""
+    item of ``ticket_type`` (the event's first by default) and, confirmed or cancelled, its
+    tickets (valid or void). It takes no tickets from the inventory: the event's counts are the
+    caller's to set."""
     ticket_type = ticket_type or event.ticket_types[0]
     values = {
         "event_id": event.id,
@@ -95,7 +104,23 @@ def create_order(engine, event, ticket_type=None, **fields):
             )
         ]
         session.add(order)
+        session.flush()
+        if order.status in (OrderStatus.CONFIRMED, OrderStatus.CANCELLED):
+            tickets.issue_tickets(session, CODES, order, now=order.created_at)
+            if order.status == OrderStatus.CANCELLED:
+                tickets.void_order_tickets(session, order.id, now=order.created_at)
     return order
+
+
+def order_tickets(engine, order_id):
+    with Session(engine, expire_on_commit=False) as session:
+        return list(
+            session.scalars(
+                select(Ticket)
+                .where(Ticket.order_id == uuid.UUID(str(order_id)))
+                .order_by(Ticket.created_at, Ticket.id)
+            )
+        )
 
 
 def set_event(engine, event_id, **values):
@@ -122,7 +147,9 @@ def orders_of(engine, event_id=None):
 
 
 def assert_books_balance(engine, gateway):
-    """Tickets and money balance: no order is left pending; for every event, available +
+    """Tickets and money balance: no order is left pending; every confirmed order holds one
+    valid ticket per unit of each item, a cancelled one as many void, any other none; for
+    every event, available +
     confirmed quantities = total and nothing is below zero; for every ticket type, its sold
     count is its confirmed items' quantities and within its capacity, and the event's types
     together sold what the event did; every order's items add up to its quantity and total; the
@@ -133,6 +160,7 @@ def assert_books_balance(engine, gateway):
         )
         assert pending == 0, f"{pending} orders left pending"
         _assert_types_balance(session)
+        _assert_tickets_issued_once(session)
         confirmed = (
             select(Order.event_id, func.sum(Order.quantity).label("sold"))
             .where(Order.status == OrderStatus.CONFIRMED)
@@ -194,6 +222,30 @@ def _assert_types_balance(session):
     ).all()
     for order_id, quantity, total, items_quantity, items_total in orders:
         assert (quantity, total) == (items_quantity, items_total), f"order {order_id}'s items"
+
+
+def _assert_tickets_issued_once(session):
+    issued = {
+        (order_id, type_id, status): count
+        for order_id, type_id, status, count in session.execute(
+            select(Ticket.order_id, Ticket.ticket_type_id, Ticket.status, func.count()).group_by(
+                Ticket.order_id, Ticket.ticket_type_id, Ticket.status
+            )
+        )
+    }
+    owed = {}
+    for order_id, status, type_id, quantity in session.execute(
+        select(Order.id, Order.status, OrderItem.ticket_type_id, OrderItem.quantity).join(
+            OrderItem, OrderItem.order_id == Order.id
+        )
+    ):
+        ticket_status = {
+            OrderStatus.CONFIRMED: TicketStatus.VALID,
+            OrderStatus.CANCELLED: TicketStatus.VOID,
+        }.get(status)
+        if ticket_status is not None:
+            owed[(order_id, type_id, ticket_status)] = quantity
+    assert issued == owed, "tickets issued != one per unit of confirmed and cancelled orders"
 
 
 def create_key(engine, scope="admin", name="Test key", event_ids=None, revoked=False):

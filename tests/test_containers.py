@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SECRETS = {
     "TICKETING_API_KEYS": "key-one key-two",
+    "TICKETING_TICKET_SECRET": "compose-ticket-secret",
     "STRIPE_SECRET_KEY": "sk_test_compose",
     "MAIL_HOST": "smtp.example.com",
     "MAIL_DEFAULT_SENDER": "Tickets <tickets@example.com>",
@@ -24,6 +25,7 @@ SECRETS = {
 PRODUCTION_VARIABLES = {
     "DATABASE_URL",
     "TICKETING_API_KEYS",
+    "TICKETING_TICKET_SECRET",
     "STRIPE_SECRET_KEY",
     "MAIL_HOST",
     "MAIL_DEFAULT_SENDER",

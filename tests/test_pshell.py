@@ -80,7 +80,7 @@ def test_publish_sell_summarise_and_cancel_from_the_console(database):
         "import uuid\n"
         f"bought = purchase_tickets(dbsession, tm, gateway, PurchaseRequest("
         f"event_id=uuid.UUID('{event.id}'), customer_email='a@b.co', "
-        "customer_name='A', quantity=3), now=utcnow())\n"
+        "customer_name='A', quantity=3), now=utcnow(), ticket_codes=ticket_codes)\n"
         "tm.commit(); tm.begin()\n"
         "print('ORDER', bought.order.id)\n"
         f"print('SUMMARY', sales_summary('{event.id}'))\n"

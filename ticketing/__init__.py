@@ -10,6 +10,7 @@ def main(global_config, **settings):
         config.include(".models")
         config.include(".tweens")
         config.include(".security")
+        config.include(".ticket_secret")
         config.include(".ratelimit")
         config.include(".admission")
         config.include(".adapters")

@@ -62,7 +62,9 @@ def setup(env):
     @committing
     def settle_stale_orders():
         """Settle purchases a crash left pending (commits)."""
-        return orders.settle_stale_pending_orders(dbsession, tm, gateway, now=utcnow())
+        return orders.settle_stale_pending_orders(
+            dbsession, tm, gateway, now=utcnow(), ticket_codes=registry["ticket_codes"]
+        )
 
     def failed_emails():
         """Emails given up on after their last attempt: (order id, kind, last error)."""
@@ -99,6 +101,7 @@ def setup(env):
         dbsession=dbsession,
         models=models,
         gateway=gateway,
+        ticket_codes=registry["ticket_codes"],
         email_sender=registry.getUtility(IEmailSender),
         jobs=registry["jobs"],
         publish_event=publish_event,

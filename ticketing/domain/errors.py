@@ -219,3 +219,38 @@ class KeyNotFound(NotFound):
 class EventIdsNeedCheckinScope(BadRequest):
     code = "event_ids_need_checkin_scope"
     title = "Only checkin keys are limited to events"
+
+
+class TicketNotFound(NotFound):
+    code = "ticket_not_found"
+    title = "Ticket not found"
+
+
+class TicketVoid(Conflict):
+    code = "ticket_void"
+    title = "The ticket is void"
+
+
+class AlreadyCheckedIn(Conflict):
+    code = "already_checked_in"
+    title = "The ticket was checked in already"
+
+
+class WrongEvent(Conflict):
+    code = "wrong_event"
+    title = "The ticket is for another event"
+
+
+class NonceReused(InvalidRequest):
+    code = "nonce_reused"
+    title = "The nonce was used for a scan of another code"
+
+
+class CheckInNotFound(NotFound):
+    code = "check_in_not_found"
+    title = "Check-in not found"
+
+
+class OrderCheckedIn(Conflict):
+    code = "order_checked_in"
+    title = "An order with a checked-in ticket cannot be cancelled"

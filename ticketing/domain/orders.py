@@ -34,9 +34,10 @@ from ticketing.models import EmailKind, Order, OrderItem, OrderStatus
 from ticketing.money import format_money
 from ticketing.pagination import paginate
 
-from . import events, inventory, outbox
+from . import events, inventory, outbox, tickets
 from .errors import (
     IdempotencyKeyReused,
+    OrderCheckedIn,
     OrderNotCancellable,
     OrderNotFound,
     PaymentDeclined,
@@ -106,8 +107,9 @@ class SettlementReport:
     unresolved: int = 0
 
 
-def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
-    """Buy tickets; return the confirmed order, or raise why not.
+def purchase_tickets(dbsession, tm, gateway, purchase, *, now, ticket_codes):
+    """Buy tickets; return the confirmed order, with its tickets issued, or raise why not.
+    ``ticket_codes`` (:class:`~ticketing.domain.tickets.TicketCodes`) signs the tickets.
 
     ``tm`` is the transaction manager ``dbsession`` is joined to, with a transaction begun; the
     phases commit on it, and a fresh transaction is open again when this returns or raises.
@@ -134,7 +136,9 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now):
         if not earlier:
             raise
         return _replay(earlier, purchase)
-    return PurchaseResult(_pay(dbsession, tm, gateway, order, purchase, now), replayed=False)
+    return PurchaseResult(
+        _pay(dbsession, tm, gateway, ticket_codes, order, purchase, now), replayed=False
+    )
 
 
 def _order_with_key(dbsession, idempotency_key):
@@ -306,7 +310,7 @@ ORDER BY taken.line"""
     )
 
 
-def _pay(dbsession, tm, gateway, order, purchase, now):
+def _pay(dbsession, tm, gateway, ticket_codes, order, purchase, now):
     try:
         charge = gateway.charge(
             order.total_amount_cents,
@@ -329,7 +333,7 @@ def _pay(dbsession, tm, gateway, order, purchase, now):
 
     try:
         _single_statement_phase(dbsession)
-        confirmed = _confirm(dbsession, order, charge, now)
+        confirmed = _confirm(dbsession, ticket_codes, order, charge, now)
         _commit(tm)
     except (OperationalError, InterfaceError):
         # The database went away under the confirmation, which it may have committed before the
@@ -367,14 +371,20 @@ def _charge_made_for(gateway, order):
     return charge
 
 
-def _confirm(dbsession, order, charge, now):
-    """Confirm a pending order and owe its buyer the confirmation email, in one transaction (on
-    PostgreSQL in one statement); False if the order was no longer pending."""
+def _confirm(dbsession, ticket_codes, order, charge, now):
+    """Confirm a pending order, issue its tickets and owe its buyer the confirmation email, in
+    one transaction (on PostgreSQL in one statement); False if the order was no longer pending,
+    and then nothing is issued: an order's tickets are issued once, by its one confirmation."""
     parameters = {"p_order_id": order.id, "p_reference": charge.id, "p_now": now}
     if _can_chain_writes(dbsession):
         email_id = uuid.uuid4()
         owed = dbsession.execute(
-            _confirm_and_owe_email(), {**parameters, "p_email_id": email_id}
+            _confirm_and_owe_email(),
+            {
+                **parameters,
+                **tickets.issuing_parameters(ticket_codes, order),
+                "p_email_id": email_id,
+            },
         ).first()
         if owed is None:
             return False
@@ -384,6 +394,7 @@ def _confirm(dbsession, order, charge, now):
     if dbsession.execute(_confirmation(), parameters).first() is None:
         return False
     mark_changed(dbsession)
+    tickets.issue_tickets(dbsession, ticket_codes, order, now=now)
     outbox.record_email(dbsession, order.id, EmailKind.ORDER_CONFIRMATION, now=now)
     return True
 
@@ -391,7 +402,7 @@ def _confirm(dbsession, order, charge, now):
 @functools.cache
 def _confirmation():
     """The conditional UPDATE that confirms a pending order (parameters ``p_order_id``,
-    ``p_reference``, ``p_now``), built once."""
+    ``p_reference``, ``p_now``), returning what its tickets are issued from; built once."""
     orders = Order.__table__
     now = bindparam("p_now", type_=orders.c.confirmed_at.type)
     return (
@@ -406,16 +417,19 @@ def _confirmation():
             confirmed_at=now,
             updated_at=now,
         )
-        .returning(orders.c.id)
+        .returning(orders.c.id, orders.c.event_id, orders.c.customer_name, orders.c.customer_email)
     )
 
 
 @functools.cache
 def _confirm_and_owe_email():
-    """``WITH confirmed AS (UPDATE orders ... RETURNING id) INSERT INTO email_outbox ...``: the
-    confirmation and its email as one statement, built once."""
+    """``WITH confirmed AS (UPDATE orders ... RETURNING ...), issued AS (INSERT INTO tickets
+    ...) INSERT INTO email_outbox ...``: the confirmation, its tickets and its email as one
+    statement, built once."""
     confirmed = _confirmation().cte("confirmed")
-    return outbox.owing_email(confirmed.c.id, EmailKind.ORDER_CONFIRMATION)
+    return outbox.owing_email(confirmed.c.id, EmailKind.ORDER_CONFIRMATION).add_cte(
+        tickets.issuing_cte(confirmed)
+    )
 
 
 def _single_statement_phase(dbsession):
@@ -527,6 +541,10 @@ def cancel_order(dbsession, gateway, order_id, *, now):
     order = get_order(dbsession, order_id, for_update=True)
     if order.status != OrderStatus.CONFIRMED:
         raise OrderNotCancellable(f"The order is {order.status}; only confirmed orders can be.")
+    if tickets.lock_order_tickets(dbsession, order.id):
+        raise OrderCheckedIn(
+            "A ticket of this order was checked in; it can no longer be cancelled."
+        )
     event = events.get_event(dbsession, order.event_id)
     if event.date <= now:
         raise OrderNotCancellable("The event has taken place; its orders can no longer be.")
@@ -551,11 +569,14 @@ def cancel_order(dbsession, gateway, order_id, *, now):
         # Only where row locks are not real (SQLite): a twin cancel got here first.
         raise OrderNotCancellable("The order was cancelled by another request.")
     inventory.release_order(dbsession, order.event_id, order.id, order.quantity, now=now)
+    tickets.void_order_tickets(dbsession, order.id, now=now)
     outbox.record_email(dbsession, cancelled.id, EmailKind.ORDER_CANCELLATION, now=now)
     return cancelled
 
 
-def settle_stale_pending_orders(dbsession, tm, gateway, *, now, older_than=STALE_AFTER, limit=100):
+def settle_stale_pending_orders(
+    dbsession, tm, gateway, *, now, ticket_codes, older_than=STALE_AFTER, limit=100
+):
     """Settle orders left ``pending`` longer than ``older_than`` (a crash between reserving and
     confirming): confirm those whose charge the gateway kept, fail and release the others.
 
@@ -574,7 +595,7 @@ def settle_stale_pending_orders(dbsession, tm, gateway, *, now, older_than=STALE
     report = SettlementReport()
     for order_id in stale_ids:
         try:
-            outcome = _settle_pending_order(dbsession, gateway, order_id, now)
+            outcome = _settle_pending_order(dbsession, gateway, ticket_codes, order_id, now)
             _commit(tm)
         except PaymentUnavailable:
             _abort(tm)
@@ -584,7 +605,7 @@ def settle_stale_pending_orders(dbsession, tm, gateway, *, now, older_than=STALE
     return report
 
 
-def _settle_pending_order(dbsession, gateway, order_id, now):
+def _settle_pending_order(dbsession, gateway, ticket_codes, order_id, now):
     order = dbsession.scalar(
         select(Order)
         .where(Order.id == order_id, Order.status == OrderStatus.PENDING)
@@ -594,7 +615,7 @@ def _settle_pending_order(dbsession, gateway, order_id, now):
         return None  # settled meanwhile, or being settled by another sweep
     charge = _charge_made_for(gateway, order)
     if charge is not None:
-        _confirm(dbsession, order, charge, now)
+        _confirm(dbsession, ticket_codes, order, charge, now)
         return "confirmed"
     _fail(dbsession, order, "abandoned", now, keep_key=False)
     return "failed"
@@ -629,8 +650,8 @@ def sales_summary(dbsession, event_id):
         .group_by(OrderItem.ticket_type_id, Order.status)
     ).all()
     by_type = {}
-    for type_id, status, tickets, cents in item_rows:
-        by_type.setdefault(type_id, {})[str(status)] = (tickets, cents)
+    for type_id, status, sold, cents in item_rows:
+        by_type.setdefault(type_id, {})[str(status)] = (sold, cents)
     money = functools.partial(format_money, currency=event.currency)
     return {
         "event": event.name,

@@ -91,7 +91,11 @@ def register_tasks(jobs, registry):
     def settle_stale_orders():
         with job_transaction(session_factory) as (dbsession, tm):
             report = orders.settle_stale_pending_orders(
-                dbsession, tm, registry.getUtility(IPaymentGateway), now=utcnow()
+                dbsession,
+                tm,
+                registry.getUtility(IPaymentGateway),
+                now=utcnow(),
+                ticket_codes=registry["ticket_codes"],
             )
         return (report.confirmed, report.failed, report.unresolved)
 

@@ -15,11 +15,13 @@ from .event import Event, EventStatus
 from .meta import Base
 from .order import Order, OrderItem, OrderStatus
 from .outbox import EmailKind, EmailStatus, OutboxEmail
+from .ticket import CheckIn, Ticket, TicketStatus
 from .ticket_type import TicketType
 
 __all__ = [
     "ApiKey",
     "Base",
+    "CheckIn",
     "EmailKind",
     "EmailStatus",
     "OutboxEmail",
@@ -29,6 +31,8 @@ __all__ = [
     "Order",
     "OrderItem",
     "OrderStatus",
+    "Ticket",
+    "TicketStatus",
     "TicketType",
     "get_engine",
     "get_request_session_factory",

@@ -271,7 +271,12 @@ def purchase_tickets(request):
         payment_method=fields["payment_method"],
     )
     result = domain.purchase_tickets(
-        request.dbsession, request.tm, request.payment_gateway, purchase, now=utcnow()
+        request.dbsession,
+        request.tm,
+        request.payment_gateway,
+        purchase,
+        now=utcnow(),
+        ticket_codes=request.ticket_codes,
     )
     if result.replayed:
         request.response.headers["Idempotent-Replayed"] = "true"
