@@ -106,9 +106,22 @@ def create_order(engine, event, ticket_type=None, **fields):
         session.add(order)
         session.flush()
         if order.status in (OrderStatus.CONFIRMED, OrderStatus.CANCELLED):
-            tickets.issue_tickets(session, CODES, order, now=order.created_at)
-            if order.status == OrderStatus.CANCELLED:
-                tickets.void_order_tickets(session, order.id, now=order.created_at)
+            status = (
+                TicketStatus.VALID if order.status == OrderStatus.CONFIRMED else TicketStatus.VOID
+            )
+            session.add_all(
+                Ticket(
+                    id=planned.id,
+                    order_id=order.id,
+                    ticket_type_id=planned.ticket_type_id,
+                    event_id=order.event_id,
+                    attendee_name=order.customer_name,
+                    attendee_email=order.customer_email,
+                    status=status,
+                    code_hash=planned.code_hash,
+                )
+                for planned in tickets.plan_tickets(CODES, order)
+            )
     return order
 
 
@@ -118,7 +131,7 @@ def order_tickets(engine, order_id):
             session.scalars(
                 select(Ticket)
                 .where(Ticket.order_id == uuid.UUID(str(order_id)))
-                .order_by(Ticket.created_at, Ticket.id)
+                .order_by(Ticket.id)
             )
         )
 

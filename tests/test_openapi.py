@@ -77,12 +77,16 @@ def test_the_document_lists_the_api_and_nothing_else(document):
         for method in item
         if method != "head"
     ) == [
+        ("/api/check-ins/{id}", "DELETE"),
         ("/api/events", "GET"),
         ("/api/events", "POST"),
         ("/api/events/{id}", "DELETE"),
         ("/api/events/{id}", "GET"),
         ("/api/events/{id}", "PUT"),
+        ("/api/events/{id}/attendees", "GET"),
         ("/api/events/{id}/availability", "GET"),
+        ("/api/events/{id}/check-ins", "POST"),
+        ("/api/events/{id}/check-ins/stats", "GET"),
         ("/api/events/{id}/publish", "POST"),
         ("/api/events/{id}/purchase", "POST"),
         ("/api/events/{id}/ticket-types", "GET"),
@@ -97,6 +101,9 @@ def test_the_document_lists_the_api_and_nothing_else(document):
         ("/api/orders", "GET"),
         ("/api/orders/{id}", "GET"),
         ("/api/orders/{id}/cancel", "POST"),
+        ("/api/orders/{id}/tickets", "GET"),
+        ("/api/orders/{id}/tickets.pdf", "GET"),
+        ("/api/tickets/{id}", "PUT"),
     ]
 
 

@@ -56,7 +56,8 @@ NO_DATABASE_PATHS = ("/api/health",)
 class Success:
     """A success response of a view. ``schema`` is a colander schema of the resource, rendered
     as ``{"data": resource}``, or as ``{"data": [resource...], "meta": {...}}`` when ``many``;
-    with ``wrap=False`` the schema is the whole body; ``None`` means no body."""
+    with ``wrap=False`` the schema is the whole body; ``None`` means no body, unless
+    ``media_type`` names the body's own (non-JSON) type."""
 
     status: int
     description: str
@@ -64,6 +65,8 @@ class Success:
     many: bool = False
     wrap: bool = True
     headers: dict = field(default_factory=dict)
+    #: a body that is not JSON (a PDF, a CSV), described as a string of that media type
+    media_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -410,6 +413,10 @@ def _success_response(success, request):
     headers = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
     headers.update({name: dict(header) for name, header in success.headers.items()})
     response["headers"] = headers
+    if success.media_type is not None:
+        binary = {"type": "string", "format": "binary"}
+        response["content"] = {success.media_type: {"schema": binary}}
+        return response
     if success.schema is None:
         return response
     node = success.schema.bind(request=request)

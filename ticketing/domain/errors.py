@@ -254,3 +254,8 @@ class CheckInNotFound(NotFound):
 class OrderCheckedIn(Conflict):
     code = "order_checked_in"
     title = "An order with a checked-in ticket cannot be cancelled"
+
+
+class OrderHasNoTickets(Conflict):
+    code = "order_has_no_tickets"
+    title = "The order has no valid tickets"

@@ -20,9 +20,10 @@ from sqlalchemy import bindparam, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from zope.sqlalchemy import mark_changed
 
-from ticketing.models import Order, Ticket, TicketStatus
+from ticketing.models import Order, OrderItem, Ticket, TicketStatus, TicketType
 
-from .errors import OrderNotFound, TicketNotFound, TicketVoid
+from . import events
+from .errors import OrderHasNoTickets, OrderNotFound, TicketNotFound, TicketVoid
 
 #: bits of the HMAC a code shows: more than the 128 an unguessable code needs
 CODE_BITS = 140
@@ -178,20 +179,27 @@ def lock_order_tickets(dbsession, order_id):
 
 
 def order_tickets(dbsession, order_id):
-    """The order's tickets, in the order they were issued; raise if there is no such order."""
+    """The order's tickets with their types' names, in the order of the order's items; raise if
+    there is no such order."""
     if dbsession.get(Order, order_id) is None:
         raise OrderNotFound(f"No order has the id {order_id}.")
-    return list(
-        dbsession.scalars(
-            select(Ticket).where(Ticket.order_id == order_id).order_by(Ticket.created_at, Ticket.id)
+    return dbsession.execute(
+        select(Ticket, TicketType.name)
+        .join(TicketType, TicketType.id == Ticket.ticket_type_id)
+        .join(
+            OrderItem,
+            (OrderItem.order_id == Ticket.order_id)
+            & (OrderItem.ticket_type_id == Ticket.ticket_type_id),
         )
-    )
+        .where(Ticket.order_id == order_id)
+        .order_by(OrderItem.line, Ticket.id)
+    ).all()
 
 
 def set_attendee(dbsession, ticket_id, order_id, *, name, email, now):
     """Name who will use a ticket. ``order_id`` is the buyer's proof, as everywhere a buyer
     acts without a key: a ticket of another order is as unknown as a missing one, so that
-    neither ticket ids nor order ids can be probed."""
+    neither ticket ids nor order ids can be probed. Returns the ticket and its type's name."""
     ticket = dbsession.scalar(
         select(Ticket).where(Ticket.id == ticket_id, Ticket.order_id == order_id).with_for_update()
     )
@@ -203,4 +211,16 @@ def set_attendee(dbsession, ticket_id, order_id, *, name, email, now):
     ticket.attendee_email = email
     ticket.updated_at = now
     dbsession.flush()
-    return ticket
+    return ticket, dbsession.get(TicketType, ticket.ticket_type_id).name
+
+
+def printable_tickets(dbsession, order_id):
+    """The order's event and its valid tickets (with their types' names), to print; raise if
+    it has none (not confirmed, or cancelled)."""
+    rows = [
+        row for row in order_tickets(dbsession, order_id) if row[0].status == TicketStatus.VALID
+    ]
+    order = dbsession.get(Order, order_id)
+    if not rows:
+        raise OrderHasNoTickets(f"The order is {order.status}: it has no valid tickets to print.")
+    return events.get_event(dbsession, order.event_id), rows

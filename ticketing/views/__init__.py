@@ -105,4 +105,6 @@ def includeme(config):
     config.scan(".ticket_types")
     config.scan(".orders")
     config.scan(".keys")
+    config.scan(".tickets")
+    config.scan(".checkins")
     config.include(".docs")
