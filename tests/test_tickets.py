@@ -3,9 +3,13 @@ order is confirmed), their codes, the buyer's list and attendee changes, and voi
 order."""
 
 import datetime as dt
+import email
+import email.policy
+import io
 import re
 import uuid
 
+import pypdf
 import pytest
 import transaction
 from sqlalchemy import func, select
@@ -26,6 +30,10 @@ from .factories import (
 )
 
 CODE_SHAPE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){6}$")
+
+
+def page_texts(pdf):
+    return [page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages]
 
 
 def buy(testapp, event, status=201, **order):
@@ -229,3 +237,32 @@ def test_the_factory_s_orders_have_tickets_like_the_purchase_s(dbengine):
     cancelled = create_order(dbengine, event, quantity=2, status="cancelled")
     assert [t.status for t in order_tickets(dbengine, confirmed.id)] == ["valid"] * 3
     assert [t.status for t in order_tickets(dbengine, cancelled.id)] == ["void"] * 2
+
+
+# --- the confirmation email ---------------------------------------------------------------------
+
+
+def test_the_confirmation_email_shows_the_codes_and_attaches_the_pdf(testapp, dbengine, mailer):
+    event = create_event(dbengine)
+    order = buy(testapp, event, quantity=2).json["data"]
+    tickets = testapp.get(f"/api/orders/{order['id']}/tickets").json["data"]
+
+    [message] = mailer.outbox
+
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for ticket in tickets:
+        assert f"General admission, Ann: {ticket['code']}" in text
+        assert f"<code>{ticket['code']}</code>" in html
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_filename() == f"tickets-{order['id'][:8]}.pdf"
+    pdf = attachment.get_content()
+    downloaded = testapp.get(f"/api/orders/{order['id']}/tickets.pdf").body
+    assert page_texts(pdf) == page_texts(downloaded)
+    assert all(
+        ticket["code"] in text for ticket, text in zip(tickets, page_texts(pdf), strict=True)
+    )
+    # The message survives a mail server: plain text, HTML and the PDF, as sent.
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert next(parsed.iter_attachments()).get_content() == pdf

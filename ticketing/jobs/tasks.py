@@ -66,6 +66,7 @@ def register_tasks(jobs, registry):
                 now=utcnow(),
                 from_address=from_address,
                 retry_in=retry_in,
+                ticket_codes=registry["ticket_codes"],
             )
         if delivery.outcome == "retry":
             # Raised after the attempt is recorded, so that Huey retries with its backoff.
