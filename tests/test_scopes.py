@@ -66,6 +66,8 @@ ACCESS = {
     ("GET", "/api/orders/{id}/tickets.pdf"): PUBLIC,
     ("HEAD", "/api/orders/{id}/tickets.pdf"): PUBLIC,
     ("PUT", "/api/tickets/{id}"): PUBLIC,
+    ("GET", "/api/events/{id}/attendees"): READ,
+    ("HEAD", "/api/events/{id}/attendees"): READ,
     ("POST", "/api/events/{id}/check-ins"): CHECK_IN,
     ("DELETE", "/api/check-ins/{id}"): CHECK_IN,
     ("GET", "/api/events/{id}/check-ins/stats"): SEE_CHECK_INS,

@@ -65,7 +65,8 @@ class Success:
     many: bool = False
     wrap: bool = True
     headers: dict = field(default_factory=dict)
-    #: a body that is not JSON (a PDF, a CSV), described as a string of that media type
+    #: a body that is not JSON (a PDF, a CSV), described as a string of that media type: the
+    #: only one without ``schema``, else another the client may ask for
     media_type: str | None = None
 
 
@@ -413,11 +414,15 @@ def _success_response(success, request):
     headers = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
     headers.update({name: dict(header) for name, header in success.headers.items()})
     response["headers"] = headers
+    content = {}
     if success.media_type is not None:
-        binary = {"type": "string", "format": "binary"}
-        response["content"] = {success.media_type: {"schema": binary}}
-        return response
+        raw = {"type": "string"}
+        if not success.media_type.startswith("text/"):
+            raw["format"] = "binary"
+        content[success.media_type] = {"schema": raw}
     if success.schema is None:
+        if content:
+            response["content"] = content
         return response
     node = success.schema.bind(request=request)
     if not success.wrap:
@@ -433,7 +438,7 @@ def _success_response(success, request):
                 "properties": {"data": item},
                 "additionalProperties": False,
             }
-    response["content"] = {JSON_MEDIA_TYPE: {"schema": schema}}
+    response["content"] = {JSON_MEDIA_TYPE: {"schema": schema}, **content}
     return response
 
 

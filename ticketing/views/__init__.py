@@ -107,4 +107,5 @@ def includeme(config):
     config.scan(".keys")
     config.scan(".tickets")
     config.scan(".checkins")
+    config.scan(".attendees")
     config.include(".docs")

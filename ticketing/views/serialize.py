@@ -474,16 +474,16 @@ def check_in_stats_json(stats):
     }
 
 
-def attendee_json(row):
-    """One row of an event's attendee list (``ticketing.domain.attendees``)."""
+def attendee_json(ticket, type_name):
+    """One row of an event's attendee list."""
     return {
-        "ticket_id": str(row.ticket_id),
-        "order_id": str(row.order_id),
-        "ticket_type_id": str(row.ticket_type_id),
-        "ticket_type": row.ticket_type,
-        "attendee_name": row.attendee_name,
-        "attendee_email": row.attendee_email,
-        "status": str(row.status),
-        "checked_in_at": timestamp(row.checked_in_at),
-        "created_at": timestamp(row.created_at),
+        "ticket_id": str(ticket.id),
+        "order_id": str(ticket.order_id),
+        "ticket_type_id": str(ticket.ticket_type_id),
+        "ticket_type": type_name,
+        "attendee_name": ticket.attendee_name,
+        "attendee_email": ticket.attendee_email,
+        "status": str(ticket.status),
+        "checked_in_at": timestamp(ticket.checked_in_at),
+        "created_at": timestamp(ticket.created_at),
     }
