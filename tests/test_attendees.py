@@ -16,7 +16,7 @@ from .factories import create_event, create_order
 from .test_purchase_statements import recorded_statements
 from .test_tickets import buy
 
-NAME_LIKE_A_FORMULA = '=HYPERLINK("http://evil.example", "Zoë, the \"best\"")'
+NAME_LIKE_A_FORMULA = '=HYPERLINK("http://evil.example", "Zoë, the "best"")'
 
 
 def parse_csv(body):

@@ -12,6 +12,7 @@ from ticketing import main
 from .conftest import app_settings
 from .factories import create_event, create_key, create_ticket_type
 from .test_purchase_concurrency import run_at_once
+from .test_ticket_pdf import decoded_qr_codes
 
 ADMIN_KEY = "settings-admin-key"
 
@@ -303,3 +304,33 @@ def test_a_scan_during_a_cancellation_finds_the_ticket_void_or_stops_it(pg_engin
         assert listed["status"] == "void" and listed["checked_in_at"] is None
     else:
         assert listed["status"] == "valid" and listed["checked_in_at"] is not None
+
+
+def test_the_door_flow_from_the_organiser_s_key_to_the_figures(testapp, dbengine):
+    """The issue's "done when": an organiser makes a checkin key for the door, a buyer
+    downloads the PDF, the door scans its QR code once (201), twice (409), and the figures show
+    1 of N checked in."""
+    event = create_event(dbengine)
+    made = testapp.post_json(
+        "/api/keys",
+        {"key": {"name": "Door A", "scope": "checkin", "event_ids": [str(event.id)]}},
+        headers=bearer(ADMIN_KEY),
+        status=201,
+    ).json["data"]
+    door_key = bearer(made["secret"])
+    order, tickets = buy(testapp, event, quantity=3)
+    pdf = testapp.get(f"/api/orders/{order['id']}/tickets.pdf").body
+    scanned = decoded_qr_codes(pdf)[0][0]
+
+    first = scan(testapp, event, scanned, door_key, nonce="door-a-1")
+    second = scan(testapp, event, scanned, door_key, status=409, nonce="door-a-2")
+
+    assert first.json["data"]["ticket_id"] == tickets[0]["id"]
+    assert first.json["data"]["checked_in_by"] == {"key_id": made["id"], "name": "Door A"}
+    assert second.json["code"] == "already_checked_in"
+    assert second.json["checked_in_by"]["name"] == "Door A"
+    figures = stats(testapp, event, door_key)
+    assert (figures["checked_in"], figures["sold"]) == (1, 3)
+    # The door's key may do nothing else.
+    testapp.get(f"/api/events/{event.id}/attendees", headers=door_key, status=403)
+    testapp.post(f"/api/orders/{order['id']}/cancel", status=409)
