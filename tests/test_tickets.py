@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ticketing.adapters.payments import MockPaymentGateway
-from ticketing.domain import orders
+from ticketing.domain import orders, tickets
 from ticketing.domain.tickets import TicketCodes, hash_of_code, normalize_code
 from ticketing.models import Ticket, get_tm_session
 
@@ -266,3 +266,20 @@ def test_the_confirmation_email_shows_the_codes_and_attaches_the_pdf(testapp, db
     # The message survives a mail server: plain text, HTML and the PDF, as sent.
     parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
     assert next(parsed.iter_attachments()).get_content() == pdf
+
+
+def test_orders_confirmed_before_tickets_existed_get_theirs_once(dbengine, dbsession, tm):
+    event = create_event(dbengine)
+    older = create_order(dbengine, event, quantity=3)
+    with dbengine.begin() as connection:
+        connection.execute(Ticket.__table__.delete())  # as before migration 0006
+    create_order(dbengine, event, quantity=1, status="cancelled")
+    now = dt.datetime.now(dt.UTC)
+
+    assert tickets.issue_missing_tickets(dbsession, CODES, now=now) == 1
+    tm.commit()
+    tm.begin()
+    assert tickets.issue_missing_tickets(dbsession, CODES, now=now) == 0
+
+    issued = order_tickets(dbengine, older.id)
+    assert [(t.status, t.attendee_email) for t in issued] == [("valid", "a@example.com")] * 3
