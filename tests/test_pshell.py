@@ -8,8 +8,10 @@ import subprocess
 
 import pytest
 import sqlalchemy as sa
+from pyramid.paster import get_appsettings
 from sqlalchemy.orm import Session
 
+from ticketing.domain.tickets import TicketCodes
 from ticketing.migrations import upgrade_to_head
 from ticketing.models import (
     EmailKind,
@@ -20,7 +22,7 @@ from ticketing.models import (
     get_engine,
 )
 
-from .factories import create_event, create_order, load_event, load_order
+from .factories import create_event, create_order, load_event, load_order, order_tickets
 from .live_server import ini_for_tests
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -64,6 +66,10 @@ def test_the_console_lists_its_operations(database):
         "settle_stale_orders",
         "failed_emails",
         "sales_summary",
+        "order_tickets",
+        "check_in_stats",
+        "undo_check_in",
+        "issue_missing_tickets",
     ):
         assert name in output
 
@@ -141,3 +147,22 @@ def test_an_operation_that_fails_changes_nothing(database):
     assert "EventNotDraft" in output
     with engine.connect() as connection:
         assert connection.scalar(sa.text("SELECT count(*) FROM events")) == 1
+
+
+def test_an_order_s_tickets_and_the_door_s_figures_from_the_console(database):
+    url, engine = database
+    event = create_event(engine, total_tickets=10, available_tickets=8)
+    order = create_order(engine, event, quantity=2)
+    # The console's codes are those of development.ini's ticket secret.
+    secret = get_appsettings(str(REPO / "development.ini"))["ticketing.ticket_secret"]
+    codes = sorted(TicketCodes(secret).code_of(t.id) for t in order_tickets(engine, order.id))
+
+    output = pshell(
+        url,
+        f"print('CODES', sorted(t[4] for t in order_tickets('{order.id}')))\n"
+        f"print('STATS', check_in_stats('{event.id}')['sold'])\n"
+        "print('ISSUED', issue_missing_tickets())\n",
+    )
+
+    assert f"CODES {codes}" in output
+    assert "STATS 2" in output and "ISSUED 0" in output

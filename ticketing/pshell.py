@@ -10,7 +10,7 @@ import functools
 import uuid
 
 from ticketing import models
-from ticketing.domain import api_keys, events, orders, outbox
+from ticketing.domain import api_keys, checkins, events, orders, outbox, tickets
 from ticketing.interfaces import IEmailSender, IPaymentGateway
 from ticketing.models.types import utcnow
 from ticketing.views.serialize import key_json
@@ -77,6 +77,32 @@ def setup(env):
         """Tickets, orders and money of one event."""
         return orders.sales_summary(dbsession, uuid.UUID(str(event_id)))
 
+    ticket_codes = registry["ticket_codes"]
+
+    def order_tickets(order_id):
+        """An order's tickets: (ticket id, type, attendee, status, code), to read one out to a
+        buyer who lost the email."""
+        return [
+            (str(ticket.id), type_name, ticket.attendee_name, str(ticket.status),
+             ticket_codes.code_of(ticket.id))
+            for ticket, type_name in tickets.order_tickets(dbsession, uuid.UUID(str(order_id)))
+        ]  # fmt: skip
+
+    def check_in_stats(event_id):
+        """Tickets sold and checked in, for the event and each of its ticket types."""
+        return checkins.check_in_stats(dbsession, uuid.UUID(str(event_id)))
+
+    @committing
+    def undo_check_in(check_in_id):
+        """Undo a mistaken scan: the ticket admits its attendee again (commits)."""
+        checkins.undo_check_in(dbsession, uuid.UUID(str(check_in_id)), now=utcnow())
+
+    @committing
+    def issue_missing_tickets():
+        """Issue the tickets of orders confirmed before tickets existed; returns how many
+        orders got theirs (commits; initialize_ticketing_db does it too)."""
+        return tickets.issue_missing_tickets(dbsession, ticket_codes, now=utcnow())
+
     @committing
     def create_key(name, scope, event_ids=None):
         """Make an API key (admin, read or checkin; checkin optionally for some event ids); its
@@ -101,7 +127,7 @@ def setup(env):
         dbsession=dbsession,
         models=models,
         gateway=gateway,
-        ticket_codes=registry["ticket_codes"],
+        ticket_codes=ticket_codes,
         email_sender=registry.getUtility(IEmailSender),
         jobs=registry["jobs"],
         publish_event=publish_event,
@@ -111,6 +137,10 @@ def setup(env):
         settle_stale_orders=settle_stale_orders,
         failed_emails=failed_emails,
         sales_summary=sales_summary,
+        order_tickets=order_tickets,
+        check_in_stats=check_in_stats,
+        undo_check_in=undo_check_in,
+        issue_missing_tickets=issue_missing_tickets,
         create_key=create_key,
         list_keys=list_keys,
         revoke_key=revoke_key,
