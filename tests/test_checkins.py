@@ -8,6 +8,7 @@ import pytest
 from webtest import TestApp
 
 from ticketing import main
+from ticketing.models import CheckIn
 
 from .conftest import app_settings
 from .factories import create_event, create_key, create_ticket_type
@@ -334,3 +335,20 @@ def test_the_door_flow_from_the_organiser_s_key_to_the_figures(testapp, dbengine
     # The door's key may do nothing else.
     testapp.get(f"/api/events/{event.id}/attendees", headers=door_key, status=403)
     testapp.post(f"/api/orders/{order['id']}/cancel", status=409)
+
+
+def test_a_scan_that_races_an_undo_answers_without_a_server_error(testapp, dbengine, door):
+    # The moment an undo leaves behind, frozen: the ticket still marked checked in, its
+    # check-in undone.
+    event = create_event(dbengine)
+    _, (ticket, _) = buy(testapp, event)
+    check_in = scan(testapp, event, ticket["code"], door).json["data"]
+    with dbengine.begin() as connection:
+        connection.execute(
+            CheckIn.__table__.update()
+            .where(CheckIn.id == uuid.UUID(check_in["id"]))
+            .values(undone_at=CheckIn.checked_in_at)
+        )
+
+    response = scan(testapp, event, ticket["code"], door, status=409)
+    assert response.json["code"] == "already_checked_in"

@@ -58,6 +58,21 @@ def check_in(dbsession, event_id, code, *, nonce=None, scanner, now):
         earlier = _scan_with_nonce(dbsession, event_id, nonce, code_hash)
         if earlier is not None:
             return earlier
+    for _ in range(_ATTEMPTS):
+        admission = _admit(dbsession, event_id, code_hash, nonce, scanner, now)
+        if admission is not None:
+            return admission
+    raise AlreadyCheckedIn("The ticket's check-in is being changed; scan it again.")
+
+
+#: a scan that found the ticket checked in, then its check-in undone before it could say by
+#: whom, tries again; twice more is plenty for a race between a scan and an undo
+_ATTEMPTS = 3
+
+
+def _admit(dbsession, event_id, code_hash, nonce, scanner, now):
+    """The admission of this scan (or its twin's), None when an undo raced it, or raise why
+    the ticket is refused."""
     ticket_id = dbsession.scalar(
         update(Ticket)
         .where(
@@ -119,7 +134,8 @@ def _ticket_with_type(dbsession, ticket_id):
 
 def _twin_or_refusal(dbsession, event_id, code_hash, nonce):
     """Why a scan admitted nothing; or, when a twin of this scan (same nonce) admitted the
-    ticket while this one waited for its lock, the twin's answer."""
+    ticket while this one waited for its lock, the twin's answer; None when the check-in that
+    stood in its way was undone meanwhile."""
     ticket = dbsession.scalar(
         select(Ticket)
         .where(Ticket.code_hash == code_hash)
@@ -136,6 +152,8 @@ def _twin_or_refusal(dbsession, event_id, code_hash, nonce):
     first = dbsession.scalar(
         select(CheckIn).where(CheckIn.ticket_id == ticket.id, CheckIn.undone_at.is_(None))
     )
+    if first is None:
+        return None  # undone since our UPDATE found it checked in
     if nonce is not None and first.nonce == nonce:
         return Admission(first, ticket, _ticket_with_type(dbsession, ticket.id)[1], replayed=True)
     raise AlreadyCheckedIn(
