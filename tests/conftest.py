@@ -20,6 +20,8 @@ import transaction.interfaces
 from sqlalchemy.exc import OperationalError
 from webtest import TestApp
 
+# The shipped plugins' tables are in the migrations, so the tests' metadata has them too.
+import ticketing.plugins.webhooks.models  # noqa: F401, I001
 from ticketing import main
 from ticketing.interfaces import IEmailSender, IPaymentGateway
 from ticketing.migrations import upgrade_to_head
@@ -115,6 +117,9 @@ def app_settings(engine, **overrides):
         # As in development.ini; tests/test_access_control.py switches it on.
         "ticketing.require_api_key": "false",
         "ticketing.ticket_secret": TEST_TICKET_SECRET,
+        # As in both ini files; webhooks may go to the tests' receivers on this machine.
+        "ticketing.includes": "ticketing.plugins.webhooks",
+        "webhooks.allow_private_targets": "true",
     }
     settings.update(overrides)
     return settings

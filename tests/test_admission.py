@@ -118,34 +118,49 @@ def test_the_limit_decides_who_gets_in():
     assert admission.enter() is not None
 
 
-def a_second(admission, clock, turned_away, sold):
-    """A second in which ``turned_away`` purchases are refused while ``sold`` finish."""
-    holder = admission.enter()
-    for _ in range(turned_away):
-        assert admission.enter() is None
-    admission.leave(holder)
-    timed_purchases(admission, clock, sold - 1, 0.001)
-    clock.now += 1
-
-
-def test_retry_after_follows_the_share_turned_away():
+def test_turned_away_buyers_get_turns_at_the_pace_purchases_finish():
     clock = Clock()
     admission = Admission(
         max_in_progress=1, max_waiting=0, wait_seconds=0, retry_after_seconds=1, clock=clock
     )
-    assert admission.retry_after() == 1
-    seconds = []
-    for _ in range(6):
-        a_second(admission, clock, turned_away=50, sold=10)  # five turned away per sale
-        seconds.append(admission.retry_after())
-    assert seconds == [1, 2, 4, 8, 16, 30]  # doubling each second, up to 30 s
-    a_second(admission, clock, turned_away=10, sold=10)  # as many turned away as sold: holds
-    a_second(admission, clock, turned_away=10, sold=10)
-    assert admission.retry_after() == 30
-    for expected in (15, 8, 4, 2, 1, 1):
-        a_second(admission, clock, turned_away=0, sold=10)  # calm: halving back to the base
-        a_second(admission, clock, turned_away=0, sold=1)
-        assert admission.retry_after() <= expected
+    holder = admission.enter()
+    assert admission.enter() is None
+    assert admission.retry_after() == 1  # no purchase has finished: no pace known yet
+    admission.leave(holder)
+    timed_purchases(admission, clock, 50, 0.125)  # eight purchases finishing a second
+
+    holder = admission.enter()
+    told = []
+    for _ in range(40):
+        assert admission.enter() is None
+        told.append(admission.retry_after())
+    # Forty buyers at once are spread over the five seconds the process needs to sell to them.
+    assert told == sorted(told)
+    assert [told.count(seconds) for seconds in range(1, 6)] == [8, 8, 8, 8, 8]
+
+    for _ in range(500):
+        admission.enter()
+    assert admission.retry_after() == 30  # never more
+
+    clock.now += 31
+    admission.leave(holder)
+    holder = admission.enter()
+    assert admission.enter() is None
+    assert admission.retry_after() == 1  # the waiting room has emptied: the base again
+
+
+def test_the_deadline_counts_the_wait_before_the_request_got_a_thread():
+    clock = Clock()
+    admission = Admission(max_in_progress=1, max_waiting=4, wait_seconds=0.5, clock=clock)
+    holder = admission.enter()
+    # Queued in the server for 0.6 s before a thread took it up: past its deadline already.
+    started = time.monotonic()
+    assert admission.enter(queued_at=clock.now - 0.6) is None
+    assert time.monotonic() - started < 0.1
+    assert admission.waiting == 0
+    admission.leave(holder)
+    # With a place free, an old request still gets it: turning it away would help no one.
+    assert admission.enter(queued_at=clock.now - 5) is not None
 
 
 def test_turned_away_purchases_are_summarised_not_logged_one_by_one(pg_engine, caplog):

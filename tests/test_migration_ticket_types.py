@@ -204,7 +204,7 @@ def test_alembic_runs_from_the_ini_files(tmp_path):
             timeout=60,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-    assert "0006_tickets (head)" in result.stdout
+    assert "0007_webhooks (head)" in result.stdout
     production = subprocess.run(
         [str(ALEMBIC), "-c", "production.ini", "heads"],
         cwd=REPO,
@@ -214,4 +214,4 @@ def test_alembic_runs_from_the_ini_files(tmp_path):
         timeout=60,
     )
     assert production.returncode == 0, production.stderr
-    assert "0006_tickets (head)" in production.stdout
+    assert "0007_webhooks (head)" in production.stdout

@@ -4,6 +4,7 @@ run it with newman, Postman's own collection runner, against a live ``pserve dev
 (what ``make run`` serves): every request's own tests must pass, top to bottom."""
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def test_every_endpoint_is_in_the_collection(served_document):
         for item in collection["item"]
     }
     documented = {
-        (method.upper(), path.replace("{id}", ":id").replace("{ticket_type_id}", ":ticket_type_id"))
+        (method.upper(), re.sub(r"\{(\w+)\}", r":\1", path))
         for path, item in served_document["paths"].items()
         for method in item
         if method != "head"

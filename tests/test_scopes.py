@@ -76,6 +76,17 @@ ACCESS = {
     ("HEAD", "/api/keys"): ADMIN,
     ("POST", "/api/keys"): ADMIN,
     ("DELETE", "/api/keys/{id}"): ADMIN,
+    ("GET", "/api/webhooks"): ADMIN,
+    ("HEAD", "/api/webhooks"): ADMIN,
+    ("POST", "/api/webhooks"): ADMIN,
+    ("GET", "/api/webhooks/{id}"): ADMIN,
+    ("HEAD", "/api/webhooks/{id}"): ADMIN,
+    ("PUT", "/api/webhooks/{id}"): ADMIN,
+    ("DELETE", "/api/webhooks/{id}"): ADMIN,
+    ("POST", "/api/webhooks/{id}/rotate-secret"): ADMIN,
+    ("GET", "/api/webhooks/{id}/deliveries"): ADMIN,
+    ("HEAD", "/api/webhooks/{id}/deliveries"): ADMIN,
+    ("POST", "/api/webhooks/{id}/deliveries/{delivery_id}/retry"): ADMIN,
 }
 SCOPES = ("admin", "read", "checkin")
 
@@ -89,7 +100,8 @@ def served_routes(app):
     and views (Cornice's catch-all 405 views, of no method, aside)."""
     served = set()
     for route in app.registry.introspector.get_category("routes"):
-        pattern = route["introspectable"]["pattern"]
+        # Placeholders as the document names them: {id}, not {id:[0-9a-fA-F-]+}.
+        pattern = PATH_PARAMETER.sub(r"{\1}", route["introspectable"]["pattern"])
         methods = set()
         for view in route["related"]:
             if view.category_name != "views":

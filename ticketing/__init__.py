@@ -8,6 +8,7 @@ def main(global_config, **settings):
     with Configurator(settings=settings) as config:
         config.include(".settings")
         config.include(".models")
+        config.include(".events")
         config.include(".tweens")
         config.include(".security")
         config.include(".ticket_secret")
@@ -16,4 +17,6 @@ def main(global_config, **settings):
         config.include(".adapters")
         config.include(".jobs")
         config.include(".views")
+        # Last: plugins build on every part above.
+        config.include(".plugins")
     return config.make_wsgi_app()

@@ -17,12 +17,18 @@ once (plus 50 ms), and shrinks by a tenth, at most once a round, when they take 
 at once" take is learnt only from purchases that ran with at most ``min_in_progress`` others, so
 a long queue never becomes the measure of quick.
 
-``Retry-After`` follows the load too, so that a thousand buyers told to come back are spread
-over the seconds the server needs to serve them instead of returning together, each costing a
-turn to be refused again: every second, while more purchases were turned away than finished, it
-grows by that ratio (at most doubling), and while fewer than half as many were, it halves, never
-below ``admission.retry_after_seconds`` nor above 30 s. Turned-away purchases are logged in
-one line every 10 seconds, not one each.
+A purchase's deadline counts from when it reached the process, not from when a thread took it
+up: gunicorn's threads may all be busy, and the requests behind them wait in its queue, unseen by
+the application. ``ticketing.gunicorn_worker.ThreadWorker`` (gunicorn.conf.py) notes when each
+request joined that queue; one that has waited its ``wait_seconds`` there already is turned away
+at once unless a place is free.
+
+``Retry-After`` gives each turned-away buyer a turn of their own, as a virtual waiting room does:
+the turns are spaced by the time between purchases finishing, so that buyers come back at the
+pace the process sells, instead of all together after a fixed second, each costing a turn to be
+refused again. A buyer turned away while the process is calm is told the base
+(``admission.retry_after_seconds``); no one is told more than 30 s. Turned-away purchases are
+logged in one line every 10 seconds, not one each.
 
 Settings (production.ini): ``admission.enabled`` (off unless set), ``admission.min_in_progress``,
 ``admission.max_in_progress``, ``admission.max_waiting``, ``admission.wait_seconds``,
@@ -34,6 +40,7 @@ import math
 import threading
 import time
 
+from ticketing.gunicorn_worker import QUEUED_AT
 from ticketing.ratelimit import PURCHASE_PATH
 from ticketing.settings import as_bool, as_float, as_int
 from ticketing.tweens import SHED
@@ -45,6 +52,10 @@ log = logging.getLogger(__name__)
 LATENCY_SLACK_SECONDS = 0.05
 #: weight of each new purchase in the running average of what few at once take
 UNLOADED_WEIGHT = 0.2
+#: weight of each new gap between finishing purchases in their running average
+PACE_WEIGHT = 0.05
+#: a longer gap between purchases finishing says the process was idle, not slow
+LONGEST_PACE_SECONDS = 1.0
 DECREASE = 0.9
 MAX_RETRY_AFTER_SECONDS = 30
 SHED_LOG_EVERY_SECONDS = 10
@@ -78,27 +89,30 @@ class Admission:
         now = clock()
         self._unloaded = None  # seconds a purchase takes with few at once; unknown at first
         self._last_decrease = now
-        self._second_started = now
-        self._shed = self._finished = 0
-        self._retry_after = float(retry_after_seconds)
+        self._pace = None  # seconds between purchases finishing; unknown at first
+        self._last_finished = None
+        self._last_turn = now  # when the latest turned-away buyer was told to come back
         self._shed_logged_at = now
         self._shed_since_log = 0
 
-    def enter(self):
+    def enter(self, queued_at=None):
         """Take a place and return it (pass it to :meth:`leave`), or None: the purchase cannot
-        start in time and should be turned away."""
+        start in time and should be turned away. ``queued_at`` (on this clock) is when the
+        request reached the process, if it waited before it got here; the deadline counts from
+        it."""
         with self._turn:
             if self._has_room() and not self.waiting:
                 return self._take()
-            if self.waiting >= self.max_waiting:
-                return self._turn_away()
+            now = self.clock()
+            deadline = min(now, queued_at or now) + self.wait_seconds
+            if self.waiting >= self.max_waiting or deadline <= now:
+                return self._turn_away(now)
             self.waiting += 1
             try:
-                deadline = self.clock() + self.wait_seconds
                 while not self._has_room():
                     left = deadline - self.clock()
                     if left <= 0:
-                        return self._turn_away()
+                        return self._turn_away(self.clock())
                     self._turn.wait(left)
                 return self._take()
             finally:
@@ -109,17 +123,17 @@ class Admission:
         entered_at, alongside = place
         with self._turn:
             now = self.clock()
-            self._count_second(now)
-            self._finished += 1
+            self._note_pace(now)
             # It ran with at least as many as were in progress when it came or when it went.
             self._adapt(now - entered_at, max(alongside, self.in_progress), now)
             self.in_progress -= 1
             self._turn.notify()
 
     def retry_after(self):
-        """Whole seconds a turned-away buyer should wait, more the more are turned away."""
+        """Whole seconds the buyer turned away last should wait: until their turn."""
         with self._turn:
-            return math.ceil(self._retry_after)
+            wait = self._last_turn - self.clock()
+            return min(max(math.ceil(wait), self.retry_after_seconds), MAX_RETRY_AFTER_SECONDS)
 
     def _has_room(self):
         return self.in_progress < max(int(self.limit), self.min_in_progress)
@@ -128,10 +142,10 @@ class Admission:
         self.in_progress += 1
         return (self.clock(), self.in_progress)
 
-    def _turn_away(self):
-        now = self.clock()
-        self._count_second(now)
-        self._shed += 1
+    def _turn_away(self, now):
+        # The next turn after the latest one given, one purchase's pace later.
+        turn = max(self._last_turn, now) + (self._pace or 0)
+        self._last_turn = min(turn, now + MAX_RETRY_AFTER_SECONDS)
         self._shed_since_log += 1
         if now - self._shed_logged_at >= SHED_LOG_EVERY_SECONDS:
             log.warning(
@@ -145,18 +159,12 @@ class Admission:
             self._shed_logged_at, self._shed_since_log = now, 0
         return None
 
-    def _count_second(self, now):
-        if now - self._second_started < 1:
-            return
-        turned_away_per_finished = self._shed / max(self._finished, 1)
-        if turned_away_per_finished > 1:
-            self._retry_after *= min(turned_away_per_finished, 2)
-        elif turned_away_per_finished < 0.5:
-            self._retry_after /= 2
-        self._retry_after = min(
-            max(self._retry_after, self.retry_after_seconds), MAX_RETRY_AFTER_SECONDS
-        )
-        self._second_started, self._shed, self._finished = now, 0, 0
+    def _note_pace(self, now):
+        if self._last_finished is not None:
+            gap = min(now - self._last_finished, LONGEST_PACE_SECONDS)
+            known = gap if self._pace is None else self._pace
+            self._pace = known + PACE_WEIGHT * (gap - known)
+        self._last_finished = now
 
     def _adapt(self, latency, alongside, now):
         if alongside <= self.min_in_progress:
@@ -181,7 +189,7 @@ def admission_tween_factory(handler, registry):
     def admission_tween(request):
         if request.method != "POST" or not PURCHASE_PATH.match(request.path):
             return handler(request)
-        place = admission.enter()
+        place = admission.enter(request.environ.get(QUEUED_AT))
         if place is None:
             request.environ[SHED] = True
             retry_after = str(admission.retry_after())
@@ -212,13 +220,12 @@ def includeme(config):
         latency_tolerance=as_float(settings, "admission.latency_tolerance", 2.0),
         retry_after_seconds=as_int(settings, "admission.retry_after_seconds", 1),
     )
-    # Inside the rate limits (a limited client takes no place) and outside the transaction (a
-    # refused purchase opens none).
+    # Outside the rate limits and the transaction: turning a purchase away must cost less than
+    # anything it would wait for, and the rate limits' Redis round trip costs ten refusals (a
+    # refusal takes ~0.1 ms of the process; a limit check ~1 ms). A purchase let in holds its
+    # place only while the limits say no, if they do.
     config.add_tween(
         "ticketing.admission.admission_tween_factory",
-        over="pyramid_tm.tm_tween_factory",
-        under=(
-            "ticketing.ratelimit.rate_limit_tween_factory",
-            "ticketing.tweens.request_tween_factory",
-        ),
+        over=("ticketing.ratelimit.rate_limit_tween_factory", "pyramid_tm.tm_tween_factory"),
+        under="ticketing.tweens.request_tween_factory",
     )

@@ -28,6 +28,8 @@ JSON_MEDIA_TYPE = "application/json"
 BODY_METHODS = ("POST", "PUT", "PATCH")
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 PATH_PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+#: a path parameter with a pattern of its own, e.g. ``{id:[0-9a-fA-F-]+}``
+CONSTRAINED_PARAMETER = re.compile(r"\{\w+:[^}]*\}")
 
 #: titles of the problems that the framework (not a domain rule) answers with
 FRAMEWORK_PROBLEMS = {
@@ -47,6 +49,9 @@ FRAMEWORK_PROBLEMS = {
     "purchase, admission control's limits reached); nothing was started. Retry after "
     "`Retry-After` seconds.",
 }
+
+#: the views of the plugins shipped in the package, listed in both ini files' ticketing.includes
+SHIPPED_PLUGIN_VIEWS = ("ticketing.plugins.webhooks.views",)
 
 #: paths that answer without the database (health reports it: its 503 is its own)
 NO_DATABASE_PATHS = ("/api/health",)
@@ -105,6 +110,8 @@ def standalone_document(settings=None):
 
     config = Configurator(settings=dict(settings or {}))
     config.include("ticketing.views")
+    for views in SHIPPED_PLUGIN_VIEWS:
+        config.include(views)
     config.commit()
     return build_document(config.registry)
 
@@ -202,6 +209,7 @@ def build_document(registry):
     request = _DocRequest(registry)
     paths = {}
     tags = {}
+    resources = {}
     for service in services:
         path = PATH_PARAMETER.sub(r"{\1}", service.path)
         item = paths.setdefault(path, {})
@@ -209,12 +217,24 @@ def build_document(registry):
             operation = _operation(service, method, view, args, request)
             item[method.lower()] = operation
             tags.setdefault(operation["tags"][0], _tag_description(view))
+            resources.update(_resources_of(view))
     return {
         "openapi": OPENAPI_VERSION,
         "info": _info(),
         "tags": [{"name": name, "description": text} for name, text in sorted(tags.items())],
         "paths": paths,
-        "components": _components(),
+        "components": _components(resources.values()),
+    }
+
+
+def _resources_of(view):
+    """The resource schemas a view answers with, by component name (a plugin's views bring
+    their own)."""
+    doc = getattr(view, "__api_doc__", None) or ApiDoc()
+    return {
+        _component_name(success.schema): success.schema
+        for success in doc.responses
+        if success.schema is not None and success.wrap
     }
 
 
@@ -395,6 +415,9 @@ def _problem_codes(service, method, args, doc, location, content_types):
         add(415, "unsupported_media_type")
     if service.path not in EXEMPT_PATHS:
         add(429, "rate_limited")
+    if CONSTRAINED_PARAMETER.search(service.path):
+        # Such a route does not match other ids at all (``/api/webhooks/stripe`` is another's).
+        add(404, "not_found", "The path's id is not of a UUID's characters: nothing is served.")
     add(500, "internal_error")
     if service.path not in NO_DATABASE_PATHS:
         add(503, "database_unavailable")
@@ -476,11 +499,13 @@ def _problem_response(status, codes):
     }
 
 
-def _components():
+def _components(resources=()):
     from ticketing.views.serialize import RESOURCE_SCHEMAS
 
     schemas = {}
-    for node in RESOURCE_SCHEMAS:
+    known = {_component_name(node) for node in RESOURCE_SCHEMAS}
+    extra = [node for node in resources if _component_name(node) not in known]
+    for node in (*RESOURCE_SCHEMAS, *extra):
         name = _component_name(node)
         schemas[name] = json_schema(node)
         schemas[f"{name}Page"] = {

@@ -8,6 +8,8 @@ database URL comes from the ini's app section, overridden by ``DATABASE_URL`` as
 from alembic import context
 from pyramid.paster import get_appsettings, setup_logging
 
+# The plugins shipped in the package keep their tables in this chain of migrations.
+import ticketing.plugins.webhooks.models  # noqa: E402, F401, I001
 from ticketing.models import get_engine
 from ticketing.models.meta import Base
 from ticketing.settings import apply_environment

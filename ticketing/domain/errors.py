@@ -259,3 +259,11 @@ class OrderCheckedIn(Conflict):
 class OrderHasNoTickets(Conflict):
     code = "order_has_no_tickets"
     title = "The order has no valid tickets"
+
+
+class ChangeRefused(InvalidRequest):
+    """A plugin's subscriber refused the change (``ticketing.events``); nothing was changed.
+    Plugins raise it with a ``detail`` saying why."""
+
+    code = "change_refused"
+    title = "The change was refused"

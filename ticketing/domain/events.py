@@ -8,10 +8,13 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from ticketing.events import EventChanged, EventCompleted, EventPublished
 from ticketing.models import Event, EventStatus, Order, TicketType
 from ticketing.money import AmountNotInCurrency, from_minor_units, to_minor_units
 from ticketing.pagination import paginate
+from ticketing.representations import event_json
 
+from . import event_log
 from .errors import (
     CurrencyLocked,
     EventDatePassed,
@@ -124,7 +127,14 @@ def update_event(dbsession, event_id, changes, *, now):
     for field, value in changes.items():
         setattr(event, field, value)
     dbsession.flush()
+    _publish(dbsession, EventChanged, event, now)
     return event
+
+
+def _publish(dbsession, kind, event, now):
+    """Log and announce ``kind`` of ``event``, shown as organisers see it (hidden types too)."""
+    snapshot = event_json(event, now=now, include_hidden=True)
+    event_log.publish(dbsession, kind(snapshot, created_at=now))
 
 
 def _change_currency(dbsession, event, currency):
@@ -176,6 +186,7 @@ def publish_event(dbsession, event_id, *, now):
         raise EventDatePassed("An event whose date has passed cannot be published.")
     event.status = EventStatus.PUBLISHED
     dbsession.flush()
+    _publish(dbsession, EventPublished, event, now)
     return event
 
 
@@ -200,6 +211,13 @@ def complete_past_events(dbsession, tm, *, now, batch_size=500):
             .values(status=EventStatus.COMPLETED, updated_at=now)
             .execution_options(synchronize_session=False)
         )
+        for event in dbsession.scalars(
+            select(Event)
+            .where(Event.id.in_(batch))
+            .options(selectinload(Event.ticket_types))
+            .execution_options(populate_existing=True)
+        ):
+            _publish(dbsession, EventCompleted, event, now)
         tm.commit()
         tm.begin()
         completed += len(batch)

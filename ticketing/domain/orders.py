@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import logging
+import types
 import uuid
 from dataclasses import dataclass
 
@@ -30,12 +31,21 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from zope.sqlalchemy import mark_changed
 
+from ticketing.events import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderExpired,
+    OrderFailed,
+    OrderReserved,
+)
 from ticketing.models import EmailKind, Order, OrderItem, OrderStatus
 from ticketing.money import format_money
 from ticketing.pagination import paginate
+from ticketing.representations import order_json
 
-from . import events, inventory, outbox, tickets
+from . import event_log, events, inventory, outbox, tickets
 from .errors import (
+    ChangeRefused,
     IdempotencyKeyReused,
     OrderCheckedIn,
     OrderNotCancellable,
@@ -117,7 +127,7 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now, ticket_codes):
     The same idempotency key with the same request returns the first request's order
     (``replayed=True``) and never charges or reserves twice, even when both arrive at once.
     """
-    _single_statement_phase(dbsession)
+    _single_statement_phase(dbsession, OrderReserved)
     if purchase.idempotency_key:
         earlier = _order_with_key(dbsession, purchase.idempotency_key)
         if earlier is not None:
@@ -128,6 +138,9 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now, ticket_codes):
             _abort(tm)
             inventory.refuse(dbsession, purchase.event_id, purchase.items, now=now)
         _commit(tm)
+    except ChangeRefused:
+        _abort(tm)
+        raise
     except IntegrityError:
         # A twin request with the same key inserted its order first; ours rolls back whole,
         # reservation included, and answers as a replay of the twin.
@@ -262,6 +275,7 @@ def _reserve(dbsession, purchase, now):
     mark_changed(dbsession)
     order = Order(**values)
     order.items = [OrderItem(**item) for item in items]
+    event_log.announce(dbsession, OrderReserved(order_json(order), created_at=now))
     return order
 
 
@@ -332,7 +346,7 @@ def _pay(dbsession, tm, gateway, ticket_codes, order, purchase, now):
             raise
 
     try:
-        _single_statement_phase(dbsession)
+        _single_statement_phase(dbsession, OrderConfirmed)
         confirmed = _confirm(dbsession, ticket_codes, order, charge, now)
         _commit(tm)
     except (OperationalError, InterfaceError):
@@ -372,10 +386,21 @@ def _charge_made_for(gateway, order):
 
 
 def _confirm(dbsession, ticket_codes, order, charge, now):
-    """Confirm a pending order, issue its tickets and owe its buyer the confirmation email, in
-    one transaction (on PostgreSQL in one statement); False if the order was no longer pending,
-    and then nothing is issued: an order's tickets are issued once, by its one confirmation."""
+    """Confirm a pending order, issue its tickets, owe its buyer the confirmation email and log
+    ``order.confirmed``, in one transaction (on PostgreSQL in one statement); False if the order
+    was no longer pending, and then nothing is issued: an order's tickets are issued once, by
+    its one confirmation."""
     parameters = {"p_order_id": order.id, "p_reference": charge.id, "p_now": now}
+    confirmed = OrderConfirmed(
+        _snapshot(
+            order,
+            status=OrderStatus.CONFIRMED,
+            payment_reference=charge.id,
+            confirmed_at=now,
+            updated_at=now,
+        ),
+        created_at=now,
+    )
     if _can_chain_writes(dbsession):
         email_id = uuid.uuid4()
         owed = dbsession.execute(
@@ -383,6 +408,7 @@ def _confirm(dbsession, ticket_codes, order, charge, now):
             {
                 **parameters,
                 **tickets.issuing_parameters(ticket_codes, order),
+                **event_log.log_parameters(confirmed),
                 "p_email_id": email_id,
             },
         ).first()
@@ -390,13 +416,23 @@ def _confirm(dbsession, ticket_codes, order, charge, now):
             return False
         mark_changed(dbsession)
         outbox.dispatch_after_commit(dbsession, email_id)
+        event_log.announce(dbsession, confirmed)
         return True
     if dbsession.execute(_confirmation(), parameters).first() is None:
         return False
     mark_changed(dbsession)
     tickets.issue_tickets(dbsession, ticket_codes, order, now=now)
     outbox.record_email(dbsession, order.id, EmailKind.ORDER_CONFIRMATION, now=now)
+    event_log.publish(dbsession, confirmed)
     return True
+
+
+def _snapshot(order, **changes):
+    """The order as the API shows it once ``changes`` are made: its row is changed by
+    conditional UPDATEs, not through the object, which stays as it was."""
+    fields = {name: getattr(order, name) for name in Order.__table__.c.keys()}
+    fields.update(changes)
+    return order_json(types.SimpleNamespace(**fields, items=order.items))
 
 
 @functools.cache
@@ -424,15 +460,16 @@ def _confirmation():
 @functools.cache
 def _confirm_and_owe_email():
     """``WITH confirmed AS (UPDATE orders ... RETURNING ...), issued AS (INSERT INTO tickets
-    ...) INSERT INTO email_outbox ...``: the confirmation, its tickets and its email as one
-    statement, built once."""
+    ...), logged AS (INSERT INTO event_log ...) INSERT INTO email_outbox ...``: the
+    confirmation, its tickets, its event and its email as one statement, built once (the
+    event's JSON is made in Python, a bind parameter)."""
     confirmed = _confirmation().cte("confirmed")
     return outbox.owing_email(confirmed.c.id, EmailKind.ORDER_CONFIRMATION).add_cte(
-        tickets.issuing_cte(confirmed)
+        tickets.issuing_cte(confirmed), event_log.logging_from(confirmed)
     )
 
 
-def _single_statement_phase(dbsession):
+def _single_statement_phase(dbsession, announcing):
     """Let the server commit the coming phase's one statement as the statement completes.
 
     On PostgreSQL the reservation and the confirmation are one statement each, atomic on its
@@ -442,9 +479,14 @@ def _single_statement_phase(dbsession):
     for the statement and its WAL flush only (``make bench``, hot event: 365 -> 410 orders/s).
     pyramid_tm still ends the phase, and the session's after-commit hooks run then, after the
     server's commit. Only on a session with no transaction yet: a statement joined to a
-    transaction already open belongs to it.
+    transaction already open belongs to it. Nor when a plugin listens to the event the phase
+    ``announcing`` inside the transaction: it may refuse it, and the phase must then roll back.
     """
-    if _can_chain_writes(dbsession) and not dbsession.in_transaction():
+    if (
+        _can_chain_writes(dbsession)
+        and not dbsession.in_transaction()
+        and not event_log.listened_to(dbsession, announcing)
+    ):
         dbsession.connection(execution_options=_AUTOCOMMIT)
 
 
@@ -473,6 +515,11 @@ def _fail(dbsession, order, failure_code, now, *, keep_key):
     if failed is None:
         return False
     inventory.release_order(dbsession, order.event_id, order.id, order.quantity, now=now)
+    kind = OrderExpired if failure_code == "abandoned" else OrderFailed
+    snapshot = _snapshot(
+        order, status=OrderStatus.FAILED, failure_code=failure_code, updated_at=now
+    )
+    event_log.publish(dbsession, kind(snapshot, created_at=now))
     return True
 
 
@@ -571,6 +618,7 @@ def cancel_order(dbsession, gateway, order_id, *, now):
     inventory.release_order(dbsession, order.event_id, order.id, order.quantity, now=now)
     tickets.void_order_tickets(dbsession, order.id, now=now)
     outbox.record_email(dbsession, cancelled.id, EmailKind.ORDER_CANCELLATION, now=now)
+    event_log.publish(dbsession, OrderCancelled(order_json(cancelled), created_at=now))
     return cancelled
 
 
@@ -599,6 +647,12 @@ def settle_stale_pending_orders(
             _commit(tm)
         except PaymentUnavailable:
             _abort(tm)
+            outcome = "unresolved"
+        except ChangeRefused as refused:
+            # A plugin refuses the confirmation of a charge made minutes ago: left pending, for
+            # an organiser to look at, rather than refunded behind the buyer's back.
+            _abort(tm)
+            log.warning("order %s: a plugin refused its confirmation: %s", order_id, refused)
             outcome = "unresolved"
         if outcome:
             setattr(report, outcome, getattr(report, outcome) + 1)

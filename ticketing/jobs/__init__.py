@@ -1,8 +1,8 @@
 """Background jobs on Huey.
 
 Three queues, each its own Huey instance with its own consumer (``ticketing_worker INI --queue
-NAME``): ``default`` (10 workers), ``emails`` (5) and ``scheduled`` (2, and the periodic
-scheduler). Settings:
+NAME``): ``default`` (10 workers; plugins' jobs, such as webhook deliveries), ``emails`` (5) and
+``scheduled`` (2, and the periodic scheduler). Settings:
 
 - ``huey.url``: ``redis://host:port/db`` in production; ``sqlite:///path`` or ``memory://``
   otherwise;

@@ -12,6 +12,7 @@ from ticketing.settings import as_int, require
 
 from .api_key import ApiKey, KeyScope
 from .event import Event, EventStatus
+from .event_log import EventLogEntry
 from .meta import Base
 from .order import Order, OrderItem, OrderStatus
 from .outbox import EmailKind, EmailStatus, OutboxEmail
@@ -26,6 +27,7 @@ __all__ = [
     "EmailStatus",
     "OutboxEmail",
     "Event",
+    "EventLogEntry",
     "EventStatus",
     "KeyScope",
     "Order",
@@ -79,8 +81,9 @@ def _configure_sqlite_connection(dbapi_connection, connection_record):
 
 def get_session_factory(engine):
     # Objects stay readable after commit: the purchase flow commits between its phases and
-    # keeps using what it loaded.
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    # keeps using what it loaded. ``info`` is shared by the app's factories (each session starts
+    # with a copy): ticketing.events puts the domain events' notifier in it.
+    return sessionmaker(bind=engine, expire_on_commit=False, info={})
 
 
 def get_tm_session(session_factory, transaction_manager):

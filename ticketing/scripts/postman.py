@@ -40,6 +40,12 @@ AT_THE_DOOR = {"check_in_ticket", SCAN_AGAIN, "check_in_stats", "undo_check_in"}
 #: the order in which a run through the collection makes sense
 OPERATION_ORDER = (
     "get_health",
+    # First, so that the purchase below owes it a delivery.
+    "create_webhook",
+    "list_webhooks",
+    "get_webhook",
+    "update_webhook",
+    "rotate_webhook_secret",
     "create_event",
     "list_events",
     "get_event",
@@ -67,14 +73,19 @@ OPERATION_ORDER = (
     "update_ticket_type",
     "get_availability",
     "cancel_order",
+    "list_webhook_deliveries",
+    "retry_webhook_delivery",
     "delete_ticket_type",
     "delete_event",
     # Last: the door's key is revoked again, so a run leaves no key behind that works.
     "list_keys",
     "revoke_key",
+    "delete_webhook",
 )
 #: operations whose ``{id}`` is not the collection's event but a draft made for them
 ON_A_DRAFT = {"delete_event"}
+#: operations on a delivery, which only a running job worker makes
+NEEDS_A_DELIVERY = {"retry_webhook_delivery"}
 
 
 def collection_from_openapi(document):
@@ -107,6 +118,12 @@ def collection_from_openapi(document):
             {"key": "orderId", "value": "", "description": "Set by Buy tickets."},
             {"key": "ticketTypeId", "value": "", "description": "Set by Add a ticket type."},
             {"key": "keyId", "value": "", "description": "Set by Make an API key."},
+            {"key": "webhookId", "value": "", "description": "Set by Register a webhook."},
+            {
+                "key": "deliveryId",
+                "value": "",
+                "description": "Set by List a webhook's deliveries (when a worker made one).",
+            },
             {
                 "key": "doorKey",
                 "value": "",
@@ -136,7 +153,7 @@ def _variable_of(segments, index, name):
     """The collection variable of a path parameter: ``{id}`` after ``events`` is ``eventId``,
     ``{ticket_type_id}`` is ``ticketTypeId``."""
     if name == "id":
-        # events -> eventId, check-ins -> checkInId
+        # events -> eventId, webhooks -> webhookId, check-ins -> checkInId
         first, *rest = segments[index - 1].removesuffix("s").split("-")
         return first + "".join(word.title() for word in rest) + "Id"
     first, *rest = name.split("_")
@@ -303,6 +320,8 @@ def _tests(operation, schemas):
         for code, response in operation["responses"].items()
         if code.startswith("2")
     )
+    if operation["operationId"] in NEEDS_A_DELIVERY:
+        return _tests_needing_a_delivery(status)
     lines = [
         f'pm.test("answers {status}", function () {{',
         f"    pm.response.to.have.status({status});",
@@ -342,7 +361,29 @@ def _tests(operation, schemas):
             f"    pm.expect(pm.response.json()).to.include.all.keys({fields});",
             "});",
         ]
+    if operation["operationId"] == "list_webhook_deliveries":
+        lines += [
+            "const deliveries = pm.response.json().data;",
+            'pm.collectionVariables.set("deliveryId", deliveries.length ? deliveries[0].id : "");',
+        ]
     return lines
+
+
+def _tests_needing_a_delivery(status):
+    """Deliveries are made by the job worker from the events the collection causes: with one
+    running there is a delivery to act on; with none (a bare ``pserve``), there is not yet."""
+    return [
+        f'pm.test("answers {status} to a delivery, or 404 while no worker made one", '
+        "function () {",
+        '    if (pm.collectionVariables.get("deliveryId")) {',
+        f"        pm.response.to.have.status({status});",
+        '        pm.expect(pm.response.json().data.status).to.equal("pending");',
+        "    } else {",
+        "        pm.response.to.have.status(404);",
+        '        pm.expect(pm.response.json().code).to.equal("not_found");',
+        "    }",
+        "});",
+    ]
 
 
 def _create_a_draft(document):

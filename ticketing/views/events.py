@@ -5,6 +5,7 @@ from cornice.validators import colander_querystring_validator
 
 from ticketing.domain import events as domain
 from ticketing.domain.errors import (
+    ChangeRefused,
     CurrencyLocked,
     EventDatePassed,
     EventHasOrders,
@@ -244,6 +245,7 @@ def get_event(request):
         TotalBelowSold,
         CurrencyLocked,
         TicketTypeRequired,
+        ChangeRefused,
     ),
 )
 def update_event(request):
@@ -275,7 +277,7 @@ def delete_event(request):
 @event_publish.post(permission=ORGANISE)
 @api_doc(
     Success(200, "The published event.", EventResource()),
-    raises=(EventNotFound, EventNotDraft, EventDatePassed),
+    raises=(EventNotFound, EventNotDraft, EventDatePassed, ChangeRefused),
 )
 def publish_event(request):
     """Publish an event

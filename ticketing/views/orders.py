@@ -9,6 +9,7 @@ from ticketing.domain import orders as domain
 from ticketing.domain.errors import (
     AboveMaxPerOrder,
     BelowMinPerOrder,
+    ChangeRefused,
     EventNotFound,
     EventNotOnSale,
     IdempotencyKeyInvalid,
@@ -252,6 +253,7 @@ IDEMPOTENCY_HEADER_PARAMETER = {
         IdempotencyKeyReused,
         IdempotencyKeyMismatch,
         PaymentUnavailable,
+        ChangeRefused,
     ),
     request_headers=(IDEMPOTENCY_HEADER_PARAMETER,),
 )

@@ -1,12 +1,18 @@
 """Plain-JSON shapes of domain objects, and their colander schemas for the OpenAPI document
-(schemathesis checks every response of the API against them, so they cannot drift apart)."""
-
-import datetime as dt
+(schemathesis checks every response of the API against them, so they cannot drift apart). The
+shapes the domain's events carry too live in ``ticketing.representations``."""
 
 import colander
 
 from ticketing.models import EventStatus, KeyScope, OrderStatus, TicketStatus
-from ticketing.money import format_money
+
+# The views take the shapes from here, beside their schemas.
+from ticketing.representations import (  # noqa: F401
+    event_json,
+    order_json,
+    ticket_type_json,
+    timestamp,
+)
 
 from .schemas import StrictMappingSchema, StrictSequence
 
@@ -287,62 +293,6 @@ RESOURCE_SCHEMAS = (
 )
 
 
-def timestamp(value):
-    if value is None:
-        return None
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def event_json(event, *, now, include_hidden):
-    """``event`` with its ticket types loaded; hidden types only ``include_hidden``."""
-    shown = [t for t in event.ticket_types if include_hidden or not t.hidden]
-    first = event.first_type_on_sale(now)
-    return {
-        "id": str(event.id),
-        "name": event.name,
-        "venue": event.venue,
-        "date": timestamp(event.date),
-        "ticket_price": format_money(first.price_cents, event.currency),
-        "currency": event.currency,
-        "total_tickets": event.total_tickets,
-        "available_tickets": event.available_tickets,
-        "ticket_types": [
-            {
-                "id": str(ticket_type.id),
-                "name": ticket_type.name,
-                "price": format_money(ticket_type.price_cents, event.currency),
-                "available": ticket_type.available_within(event.available_tickets),
-            }
-            for ticket_type in shown
-        ],
-        "status": str(event.status),
-        "created_at": timestamp(event.created_at),
-        "updated_at": timestamp(event.updated_at),
-    }
-
-
-def ticket_type_json(ticket_type, event, *, now):
-    return {
-        "id": str(ticket_type.id),
-        "event_id": str(ticket_type.event_id),
-        "name": ticket_type.name,
-        "description": ticket_type.description,
-        "price": format_money(ticket_type.price_cents, event.currency),
-        "currency": event.currency,
-        "capacity": ticket_type.capacity,
-        "available": ticket_type.available_within(event.available_tickets),
-        "sales_start": timestamp(ticket_type.sales_start),
-        "sales_end": timestamp(ticket_type.sales_end),
-        "on_sale": ticket_type.on_sale_at(now),
-        "min_per_order": ticket_type.min_per_order,
-        "max_per_order": ticket_type.max_per_order,
-        "hidden": ticket_type.hidden,
-        "position": ticket_type.position,
-        "created_at": timestamp(ticket_type.created_at),
-        "updated_at": timestamp(ticket_type.updated_at),
-    }
-
-
 def availability_json(event, rows):
     return {
         "event_id": str(event.id),
@@ -370,40 +320,6 @@ def page_json(page, item_json):
     return {
         "data": [item_json(item) for item in page.items],
         "meta": {"next_cursor": page.next_cursor},
-    }
-
-
-def order_json(order):
-    def money(minor_units):
-        return None if minor_units is None else format_money(minor_units, order.currency)
-
-    return {
-        "id": str(order.id),
-        "event_id": str(order.event_id),
-        "customer_email": order.customer_email,
-        "customer_name": order.customer_name,
-        "quantity": order.quantity,
-        "unit_price": money(order.unit_price_cents),
-        "total_amount": money(order.total_amount_cents),
-        "items": [
-            {
-                "ticket_type_id": str(item.ticket_type_id),
-                "name": item.name,
-                "quantity": item.quantity,
-                "unit_price": money(item.unit_price_cents),
-                "subtotal": money(item.subtotal_cents),
-            }
-            for item in order.items
-        ],
-        "currency": order.currency,
-        "status": str(order.status),
-        "payment_reference": order.payment_reference,
-        "refund_reference": order.refund_reference,
-        "failure_code": order.failure_code,
-        "created_at": timestamp(order.created_at),
-        "confirmed_at": timestamp(order.confirmed_at),
-        "cancelled_at": timestamp(order.cancelled_at),
-        "refunded_at": timestamp(order.refunded_at),
     }
 
 

@@ -1,0 +1,74 @@
+"""Outgoing webhooks, a plugin on the public plugin API (``ticketing.events``): list
+``ticketing.plugins.webhooks`` in ``ticketing.includes``.
+
+Admins register endpoints (``/api/webhooks``, :mod:`.views`); every logged domain event they
+subscribe to is delivered to them, signed as Standard Webhooks says, by the app's job workers
+(:mod:`.jobs`), never lost and never for a change that rolled back (:mod:`.domain`), and only to
+public https addresses in production (:mod:`.targets`). Settings:
+
+- ``webhooks.allow_private_targets`` (false): true lets http and loopback/private addresses
+  through, for receivers on the same machine (development and tests only);
+- ``webhooks.retry_window_hours`` (72): how long a failing delivery is tried again, with
+  exponential backoff, before it fails and its webhook is disabled;
+- ``webhooks.retry_delay_seconds`` (60): the first retry's wait; each next one doubles it;
+- ``webhooks.timeout_seconds`` (10): how long an endpoint may take to answer;
+- ``webhooks.secret_overlap_hours`` (24): how long a rotated-out secret keeps signing.
+- ``webhooks.ca_certs`` (the system's): a file of the authorities https endpoints' certificates
+  must come from, for endpoints behind a private authority.
+"""
+
+import datetime as dt
+import logging
+
+from ticketing.events import EVENT_TYPES, LOGGED_TYPES, AfterCommit
+from ticketing.settings import as_bool, as_float, as_int
+
+from . import models  # noqa: F401  (the tables, on the app's metadata)
+from .jobs import register_tasks
+from .targets import IHostResolver, SystemResolver, TargetGuard
+
+log = logging.getLogger(__name__)
+
+
+class Options:
+    """The plugin's settings, its jobs, and the SSRF guard (built at each use, from the
+    resolver registered now, which tests may have swapped)."""
+
+    def __init__(self, registry, settings):
+        self.registry = registry
+        self.allow_private = as_bool(settings, "webhooks.allow_private_targets", False)
+        self.window = dt.timedelta(hours=as_float(settings, "webhooks.retry_window_hours", 72))
+        self.retry_delay_seconds = as_int(settings, "webhooks.retry_delay_seconds", 60)
+        self.timeout_seconds = as_float(settings, "webhooks.timeout_seconds", 10)
+        self.secret_overlap = dt.timedelta(
+            hours=as_float(settings, "webhooks.secret_overlap_hours", 24)
+        )
+        self.ca_certs = settings.get("webhooks.ca_certs") or None
+        self.tasks = None
+
+    def guard(self):
+        resolver = self.registry.getUtility(IHostResolver)
+        return TargetGuard(resolver, allow_private=self.allow_private)
+
+
+def includeme(config):
+    registry = config.registry
+    options = Options(registry, config.get_settings())
+    registry["webhooks"] = options
+    registry.registerUtility(SystemResolver(), IHostResolver)
+    options.tasks = register_tasks(registry["jobs"], registry, options)
+
+    def fan_out_after_commit(committed):
+        try:
+            options.tasks.fan_out(str(committed.event.id))
+        except Exception as error:
+            # The event is safe in the log; the sweep finds it a minute later.
+            log.warning(
+                "could not enqueue the fan-out of %r (%s); left for the sweep",
+                committed.event,
+                error,
+            )
+
+    logged = tuple(EVENT_TYPES[name] for name in LOGGED_TYPES)
+    config.add_subscriber(fan_out_after_commit, AfterCommit, domain_event=logged)
+    config.include(".views")
