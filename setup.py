@@ -25,6 +25,9 @@ requires = [
     "iso4217==1.16.20260101",
     # Swagger UI's assets for /api/docs, served from the package (no CDN).
     "swagger-ui-bundle==1.1.0",
+    # Printable tickets: the PDF's layout, and the QR code of each ticket's code.
+    "reportlab==5.1.0",
+    "segno==1.6.6",
     # Webhooks: signed as the Standard Webhooks specification says, by its own library; sent
     # with urllib3 to the very address the SSRF guard checked.
     "standardwebhooks==1.1.0",
@@ -39,6 +42,11 @@ tests_require = [
     "openapi-spec-validator==0.9.0",
     "schemathesis==4.32.5",
     "ruff",
+    # The tickets' PDF opened in the tests: its text, its pages rendered, their QR codes read
+    # (wheels with their own PDFium and zxing-cpp: no system package needed).
+    "pypdf==7.1.0",
+    "pypdfium2==5.15.2",
+    "zxing-cpp==3.1.1",
 ]
 
 setup(

@@ -47,6 +47,7 @@ def main_(argv=None):
                     "sqlalchemy.url": url,
                     "dbengine": engine,
                     "ticketing.require_api_key": "false",
+                    "ticketing.ticket_secret": "bench-only-ticket-secret",
                     "ratelimit.enabled": "false",
                 },
             )

@@ -28,6 +28,8 @@ from ticketing.migrations import upgrade_to_head
 from ticketing.models import get_engine, get_tm_session, normalize_database_url
 from ticketing.models.meta import Base
 
+#: the tests' ticket secret (tests/factories.py signs tickets with it too)
+TEST_TICKET_SECRET = "test-ticket-secret"
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://root@127.0.0.1:5432/ticketing_test"
 
 
@@ -117,6 +119,7 @@ def app_settings(engine, **overrides):
         "huey.immediate": "true",
         # As in development.ini; tests/test_access_control.py switches it on.
         "ticketing.require_api_key": "false",
+        "ticketing.ticket_secret": TEST_TICKET_SECRET,
         # As in both ini files; webhooks may go to the tests' receivers on this machine.
         "ticketing.includes": "ticketing.plugins.webhooks",
         "webhooks.allow_private_targets": "true",

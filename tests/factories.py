@@ -6,15 +6,23 @@ import uuid
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ticketing.domain import api_keys
+from ticketing.domain import api_keys, tickets
+from ticketing.domain.tickets import TicketCodes
 from ticketing.models import (
     Event,
     EventStatus,
     Order,
     OrderItem,
     OrderStatus,
+    Ticket,
+    TicketStatus,
     TicketType,
 )
+
+from .conftest import TEST_TICKET_SECRET
+
+#: the codes of the tests' apps (app_settings' ticket secret)
+CODES = TicketCodes(TEST_TICKET_SECRET)
 
 
 def future(days=30):
@@ -68,8 +76,9 @@ def create_ticket_type(engine, event, **fields):
 
 def create_order(engine, event, ticket_type=None, **fields):
     """An order row as the purchase would leave it (confirmed unless told otherwise), with one
-    item of ``ticket_type`` (the event's first by default). It takes no tickets: the event's
-    counts are the caller's to set."""
+    item of ``ticket_type`` (the event's first by default) and, confirmed or cancelled, its
+    tickets (valid or void). It takes no tickets from the inventory: the event's counts are the
+    caller's to set."""
     ticket_type = ticket_type or event.ticket_types[0]
     values = {
         "event_id": event.id,
@@ -95,7 +104,36 @@ def create_order(engine, event, ticket_type=None, **fields):
             )
         ]
         session.add(order)
+        session.flush()
+        if order.status in (OrderStatus.CONFIRMED, OrderStatus.CANCELLED):
+            status = (
+                TicketStatus.VALID if order.status == OrderStatus.CONFIRMED else TicketStatus.VOID
+            )
+            session.add_all(
+                Ticket(
+                    id=planned.id,
+                    order_id=order.id,
+                    ticket_type_id=planned.ticket_type_id,
+                    event_id=order.event_id,
+                    attendee_name=order.customer_name,
+                    attendee_email=order.customer_email,
+                    status=status,
+                    code_hash=planned.code_hash,
+                )
+                for planned in tickets.plan_tickets(CODES, order)
+            )
     return order
+
+
+def order_tickets(engine, order_id):
+    with Session(engine, expire_on_commit=False) as session:
+        return list(
+            session.scalars(
+                select(Ticket)
+                .where(Ticket.order_id == uuid.UUID(str(order_id)))
+                .order_by(Ticket.id)
+            )
+        )
 
 
 def set_event(engine, event_id, **values):
@@ -122,7 +160,9 @@ def orders_of(engine, event_id=None):
 
 
 def assert_books_balance(engine, gateway):
-    """Tickets and money balance: no order is left pending; for every event, available +
+    """Tickets and money balance: no order is left pending; every confirmed order holds one
+    valid ticket per unit of each item, a cancelled one as many void, any other none; for
+    every event, available +
     confirmed quantities = total and nothing is below zero; for every ticket type, its sold
     count is its confirmed items' quantities and within its capacity, and the event's types
     together sold what the event did; every order's items add up to its quantity and total; the
@@ -133,6 +173,7 @@ def assert_books_balance(engine, gateway):
         )
         assert pending == 0, f"{pending} orders left pending"
         _assert_types_balance(session)
+        assert_tickets_issued_once(session)
         confirmed = (
             select(Order.event_id, func.sum(Order.quantity).label("sold"))
             .where(Order.status == OrderStatus.CONFIRMED)
@@ -194,6 +235,32 @@ def _assert_types_balance(session):
     ).all()
     for order_id, quantity, total, items_quantity, items_total in orders:
         assert (quantity, total) == (items_quantity, items_total), f"order {order_id}'s items"
+
+
+def assert_tickets_issued_once(session):
+    """One valid ticket per unit of every confirmed order, as many void for every cancelled one
+    that had been confirmed (a hold given back never had any), none for any other."""
+    issued = {
+        (order_id, type_id, status): count
+        for order_id, type_id, status, count in session.execute(
+            select(Ticket.order_id, Ticket.ticket_type_id, Ticket.status, func.count()).group_by(
+                Ticket.order_id, Ticket.ticket_type_id, Ticket.status
+            )
+        )
+    }
+    owed = {}
+    for order_id, status, confirmed_at, type_id, quantity in session.execute(
+        select(
+            Order.id, Order.status, Order.confirmed_at, OrderItem.ticket_type_id, OrderItem.quantity
+        ).join(OrderItem, OrderItem.order_id == Order.id)
+    ):
+        ticket_status = {
+            OrderStatus.CONFIRMED: TicketStatus.VALID,
+            OrderStatus.CANCELLED: TicketStatus.VOID if confirmed_at else None,
+        }.get(status)
+        if ticket_status is not None:
+            owed[(order_id, type_id, ticket_status)] = quantity
+    assert issued == owed, "tickets issued != one per unit of confirmed and cancelled orders"
 
 
 def create_key(engine, scope="admin", name="Test key", event_ids=None, revoked=False):

@@ -25,7 +25,7 @@ from ticketing.models import (
 )
 
 from .conftest import WEBHOOK_SECRET
-from .factories import load_order
+from .factories import assert_tickets_issued_once, load_order
 
 THREE_D_SECURE = "pm_card_threeDSecureRequired"
 
@@ -112,10 +112,13 @@ def assert_books(engine, ledger):
       the buyer; sold: confirmed), and the availability the API shows says the same;
     - per ticket type: its taken count is its held + sold items, within its capacity (so its own
       remaining + held + sold = capacity), and the API's held and sold are those;
+    - the tickets: one valid per unit of a confirmed order, void for a cancelled one that had
+      been confirmed, none for any other;
     - the gateway keeps exactly one charge per confirmed order (its payment_reference) and none
       for any other order.
     """
     with Session(engine) as session:
+        assert_tickets_issued_once(session)
         for event in session.scalars(select(Event)):
             held = _quantity(session, event.id, HOLDING_STATUSES)
             sold = _quantity(session, event.id, (OrderStatus.CONFIRMED,))

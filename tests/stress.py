@@ -59,6 +59,7 @@ STARTUP_TIMEOUT = 60
 OVERRIDING_ENVIRONMENT = (
     "DATABASE_URL",
     "TICKETING_API_KEYS",
+    "TICKETING_TICKET_SECRET",
     "RATELIMIT_STORAGE_URL",
     "HUEY_URL",
     "STRIPE_SECRET_KEY",
@@ -232,6 +233,7 @@ def stress_ini(directory, name, *, database_url, redis, smtp_port, ledger_path, 
     values = {
         "sqlalchemy.url": database_url,
         "ticketing.api_keys": API_KEY,
+        "ticketing.ticket_secret": "stress-ticket-secret",
         "ticketing.payments": "mock",
         "payments.mock.ledger_url": f"sqlite:///{ledger_path}",
         "mail.host": "127.0.0.1",
@@ -519,7 +521,12 @@ class Operator:
             tm.begin()
             dbsession = get_tm_session(factory, tm)
             report = orders.settle_stale_pending_orders(
-                dbsession, tm, gateway, now=utcnow(), older_than=dt.timedelta(0)
+                dbsession,
+                tm,
+                gateway,
+                now=utcnow(),
+                ticket_codes=self.registry["ticket_codes"],
+                older_than=dt.timedelta(0),
             )
             tm.commit()
             reports.append(report)

@@ -34,6 +34,7 @@ def environment(monkeypatch, tmp_path):
     organiser keys, and none of the adapters' variables: each test sets those it needs."""
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'production.sqlite'}")
     monkeypatch.setenv("TICKETING_API_KEYS", "organiser-key-1")
+    monkeypatch.setenv("TICKETING_TICKET_SECRET", "production-ticket-secret")
     for variable in ADAPTER_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     return monkeypatch

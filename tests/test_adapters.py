@@ -53,6 +53,7 @@ def build_app(tmp_path):
             "ticketing.payments": "mock",
             "ticketing.email": "mock",
             "ticketing.require_api_key": "false",
+            "ticketing.ticket_secret": "test-ticket-secret",
         }
         settings.update(overrides)
         app = main({}, **settings)
@@ -152,6 +153,7 @@ def test_adapters_default_to_the_mocks(build_app, tmp_path):
         **{
             "sqlalchemy.url": f"sqlite:///{tmp_path / 'unused.sqlite'}",
             "ticketing.require_api_key": "false",
+            "ticketing.ticket_secret": "test-ticket-secret",
         },
     )
     try:
@@ -276,6 +278,7 @@ def test_mock_settings_in_an_ini_reach_the_instances(tmp_path):
         "use = egg:ticketing\n"
         "sqlalchemy.url = sqlite:///%(here)s/app.sqlite\n"
         "ticketing.require_api_key = false\n"
+        "ticketing.ticket_secret = test-ticket-secret\n"
         "ticketing.payments = mock\n"
         "payments.mock.failure_mode = timeout_after_charge\n"
         "payments.mock.refund_failure_mode = server_error\n"
@@ -314,6 +317,7 @@ def test_a_plugin_named_in_an_ini_is_used(tmp_path):
         "use = egg:ticketing\n"
         "sqlalchemy.url = sqlite:///%(here)s/app.sqlite\n"
         "ticketing.require_api_key = false\n"
+        "ticketing.ticket_secret = test-ticket-secret\n"
         "ticketing.email = tests.plugin_adapters.RecordingEmailSender\n"
         "recording.sender = ini@example.test\n"
     )

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SECRETS = {
     "TICKETING_API_KEYS": "key-one key-two",
+    "TICKETING_TICKET_SECRET": "compose-ticket-secret",
     "STRIPE_SECRET_KEY": "sk_test_compose",
     "STRIPE_WEBHOOK_SECRET": "whsec_compose",
     "MAIL_HOST": "smtp.example.com",
@@ -25,6 +26,7 @@ SECRETS = {
 PRODUCTION_VARIABLES = {
     "DATABASE_URL",
     "TICKETING_API_KEYS",
+    "TICKETING_TICKET_SECRET",
     "STRIPE_SECRET_KEY",
     "STRIPE_WEBHOOK_SECRET",
     "MAIL_HOST",

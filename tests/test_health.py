@@ -32,6 +32,7 @@ def app_without_database(monkeypatch):
             "ticketing.payments": "mock",
             "ticketing.email": "mock",
             "ticketing.require_api_key": "false",
+            "ticketing.ticket_secret": "test-ticket-secret",
         },
     )
     yield TestApp(app, extra_environ={"HTTP_HOST": "tickets.test"})

@@ -36,7 +36,12 @@ def run_expiry(app, now):
     """The hold-expiry job's work at ``now``, in a transaction of its own as the job's."""
     with job_transaction(app.registry["dbsession_factory"]) as (dbsession, tm):
         return holds.expire_holds(
-            dbsession, tm, gateway_of(app), now=now, hold_for=app.registry["hold_for"]
+            dbsession,
+            tm,
+            gateway_of(app),
+            now=now,
+            hold_for=app.registry["hold_for"],
+            ticket_codes=app.registry["ticket_codes"],
         )
 
 
@@ -309,7 +314,14 @@ def test_a_hold_past_its_time_is_expired_by_its_pay_before_the_job_runs(app, dbe
     with job_transaction(app.registry["dbsession_factory"]) as (dbsession, tm):
         hold = holds.reserve(dbsession, tm, purchase, now=later(-20), hold_for=hold_for).order
         result = payments_async.pay_hold(
-            dbsession, tm, gateway, hold.id, None, now=utcnow(), hold_for=hold_for
+            dbsession,
+            tm,
+            gateway,
+            hold.id,
+            None,
+            now=utcnow(),
+            hold_for=hold_for,
+            ticket_codes=app.registry["ticket_codes"],
         )
     assert result.order.status == "confirmed"
     assert load_order(dbengine, hold.id).status == "confirmed"
@@ -513,7 +525,9 @@ def test_the_stale_order_sweep_settles_a_pay_left_pending(app, testapp, dbengine
     assert order.status == "pending"
 
     with job_transaction(app.registry["dbsession_factory"]) as (dbsession, tm):
-        orders.settle_stale_pending_orders(dbsession, tm, gateway, now=later(10))
+        orders.settle_stale_pending_orders(
+            dbsession, tm, gateway, now=later(10), ticket_codes=app.registry["ticket_codes"]
+        )
 
     assert load_order(dbengine, order.id).status == ("confirmed" if succeed else "failed")
     assert_books(dbengine, gateway)
@@ -534,12 +548,16 @@ def test_the_stale_order_sweep_counts_a_hold_s_payment_from_when_it_started(app,
         payments_async._start_attempt(dbsession, tm, hold.id, now=utcnow())
 
     with job_transaction(factory) as (dbsession, tm):
-        soon = orders.settle_stale_pending_orders(dbsession, tm, gateway, now=later(1))
+        soon = orders.settle_stale_pending_orders(
+            dbsession, tm, gateway, now=later(1), ticket_codes=app.registry["ticket_codes"]
+        )
     assert (soon.confirmed, soon.failed) == (0, 0)
     assert load_order(dbengine, hold.id).status == "pending"
 
     with job_transaction(factory) as (dbsession, tm):
-        late = orders.settle_stale_pending_orders(dbsession, tm, gateway, now=later(6))
+        late = orders.settle_stale_pending_orders(
+            dbsession, tm, gateway, now=later(6), ticket_codes=app.registry["ticket_codes"]
+        )
     assert late.failed == 1  # no charge was ever made: its tickets go back
     assert_books(dbengine, gateway)
 

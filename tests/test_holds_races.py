@@ -44,7 +44,7 @@ def expire_now(app):
     with job_transaction(app.registry["dbsession_factory"]) as (dbsession, tm):
         return holds.expire_holds(
             dbsession, tm, app.registry.getUtility(IPaymentGateway), now=later(16),
-            hold_for=app.registry["hold_for"],
+            hold_for=app.registry["hold_for"], ticket_codes=app.registry["ticket_codes"],
         )  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from ticketing.domain import outbox
 from ticketing.models import EmailStatus, OutboxEmail
 from ticketing.models.types import utcnow
 
-from .conftest import REDIS_URL, app_settings
+from .conftest import REDIS_URL, TEST_TICKET_SECRET, app_settings
 from .factories import create_event
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -88,6 +88,7 @@ def settings(pg_engine, mailbox, redis_prefix):
     return {
         "sqlalchemy.url": pg_engine.url.render_as_string(hide_password=False),
         "ticketing.require_api_key": "false",
+        "ticketing.ticket_secret": TEST_TICKET_SECRET,
         "ratelimit.enabled": "false",
         "ticketing.payments": "mock",
         "ticketing.email": "smtp",

@@ -82,12 +82,16 @@ def test_the_document_lists_the_api_and_nothing_else(document):
         for method in item
         if method != "head"
     ) == [
+        ("/api/check-ins/{id}", "DELETE"),
         ("/api/events", "GET"),
         ("/api/events", "POST"),
         ("/api/events/{id}", "DELETE"),
         ("/api/events/{id}", "GET"),
         ("/api/events/{id}", "PUT"),
+        ("/api/events/{id}/attendees", "GET"),
         ("/api/events/{id}/availability", "GET"),
+        ("/api/events/{id}/check-ins", "POST"),
+        ("/api/events/{id}/check-ins/stats", "GET"),
         ("/api/events/{id}/orders", "POST"),
         ("/api/events/{id}/publish", "POST"),
         ("/api/events/{id}/purchase", "POST"),
@@ -105,6 +109,9 @@ def test_the_document_lists_the_api_and_nothing_else(document):
         ("/api/orders/{id}/cancel", "POST"),
         ("/api/orders/{id}/pay", "POST"),
         ("/api/orders/{id}/release", "POST"),
+        ("/api/orders/{id}/tickets", "GET"),
+        ("/api/orders/{id}/tickets.pdf", "GET"),
+        ("/api/tickets/{id}", "PUT"),
         ("/api/webhooks", "GET"),
         ("/api/webhooks", "POST"),
         ("/api/webhooks/stripe", "POST"),

@@ -8,9 +8,11 @@ import subprocess
 
 import pytest
 import sqlalchemy as sa
+from pyramid.paster import get_appsettings
 from sqlalchemy.orm import Session
 
 from ticketing.adapters.payments import MockPaymentGateway
+from ticketing.domain.tickets import TicketCodes
 from ticketing.migrations import upgrade_to_head
 from ticketing.models import (
     EmailKind,
@@ -21,7 +23,7 @@ from ticketing.models import (
     get_engine,
 )
 
-from .factories import create_event, create_order, load_event, load_order
+from .factories import create_event, create_order, load_event, load_order, order_tickets
 from .holds import assert_books
 from .live_server import ini_for_tests
 
@@ -68,6 +70,10 @@ def test_the_console_lists_its_operations(database):
         "sales_summary",
         "expire_holds",
         "complete_payment_action",
+        "order_tickets",
+        "check_in_stats",
+        "undo_check_in",
+        "issue_missing_tickets",
     ):
         assert name in output
 
@@ -84,7 +90,7 @@ def test_publish_sell_summarise_and_cancel_from_the_console(database):
         "import uuid\n"
         f"bought = purchase_tickets(dbsession, tm, gateway, PurchaseRequest("
         f"event_id=uuid.UUID('{event.id}'), customer_email='a@b.co', "
-        "customer_name='A', quantity=3), now=utcnow())\n"
+        "customer_name='A', quantity=3), now=utcnow(), ticket_codes=ticket_codes)\n"
         "tm.commit(); tm.begin()\n"
         "print('ORDER', bought.order.id)\n"
         f"print('SUMMARY', sales_summary('{event.id}'))\n"
@@ -160,7 +166,8 @@ def test_a_3d_secure_payment_is_completed_from_the_console(database):
         "import uuid\n"
         f"waiting = purchase_tickets(dbsession, tm, gateway, PurchaseRequest("
         f"event_id=uuid.UUID('{event.id}'), customer_email='a@b.co', customer_name='A', "
-        "quantity=2, payment_method='pm_card_threeDSecureRequired'), now=utcnow())\n"
+        "quantity=2, payment_method='pm_card_threeDSecureRequired'), now=utcnow(),"
+        " ticket_codes=ticket_codes)\n"
         "tm.commit(); tm.begin()\n"
         "print('WAITING', waiting.order.id, waiting.order.status)\n"
         "print('DONE', complete_payment_action(waiting.order.id, succeed=True))\n"
@@ -180,3 +187,22 @@ def test_a_3d_secure_payment_is_completed_from_the_console(database):
         assert_books(engine, ledger)
     finally:
         ledger.dispose()
+
+
+def test_an_order_s_tickets_and_the_door_s_figures_from_the_console(database):
+    url, engine = database
+    event = create_event(engine, total_tickets=10, available_tickets=8)
+    order = create_order(engine, event, quantity=2)
+    # The console's codes are those of development.ini's ticket secret.
+    secret = get_appsettings(str(REPO / "development.ini"))["ticketing.ticket_secret"]
+    codes = sorted(TicketCodes(secret).code_of(t.id) for t in order_tickets(engine, order.id))
+
+    output = pshell(
+        url,
+        f"print('CODES', sorted(t[4] for t in order_tickets('{order.id}')))\n"
+        f"print('STATS', check_in_stats('{event.id}')['sold'])\n"
+        "print('ISSUED', issue_missing_tickets())\n",
+    )
+
+    assert f"CODES {codes}" in output
+    assert "STATS 2" in output and "ISSUED 0" in output

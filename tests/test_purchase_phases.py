@@ -11,12 +11,15 @@ from sqlalchemy.orm import sessionmaker
 from ticketing.adapters.payments import MockPaymentGateway
 from ticketing.domain import orders
 from ticketing.domain.errors import PaymentUnavailable
+from ticketing.domain.tickets import TicketCodes
 from ticketing.models import OrderStatus, get_tm_session
 
+from .conftest import TEST_TICKET_SECRET
 from .factories import assert_books_balance, create_event, load_event, load_order, orders_of
 from .gateways import OverlongReferenceGateway
 
 NOW = dt.datetime.now(dt.UTC)
+CODES = TicketCodes(TEST_TICKET_SECRET)
 LATER = NOW + orders.STALE_AFTER + dt.timedelta(seconds=1)
 
 
@@ -51,7 +54,9 @@ def test_a_pending_order_without_a_charge_is_failed_and_released(dbengine, tm):
     order = reserve_and_crash(dbengine, tm, event)
     assert load_event(dbengine, event.id).available_tickets == 8
 
-    report = orders.settle_stale_pending_orders(session_on(dbengine, tm), tm, gateway, now=LATER)
+    report = orders.settle_stale_pending_orders(
+        session_on(dbengine, tm), tm, gateway, now=LATER, ticket_codes=CODES
+    )
 
     assert (report.confirmed, report.failed, report.unresolved) == (0, 1, 0)
     assert load_order(dbengine, order.id).status == OrderStatus.FAILED
@@ -65,7 +70,9 @@ def test_a_pending_order_whose_charge_went_through_is_confirmed(dbengine, tm):
     order = reserve_and_crash(dbengine, tm, event)
     charge = gateway.charge(10000, "USD", order.charge_idempotency_key, "", {})
 
-    report = orders.settle_stale_pending_orders(session_on(dbengine, tm), tm, gateway, now=LATER)
+    report = orders.settle_stale_pending_orders(
+        session_on(dbengine, tm), tm, gateway, now=LATER, ticket_codes=CODES
+    )
 
     assert (report.confirmed, report.failed) == (1, 0)
     settled = load_order(dbengine, order.id)
@@ -82,7 +89,9 @@ def test_a_pending_order_whose_charge_was_refunded_is_released(dbengine, tm):
     charge = gateway.charge(10000, "USD", order.charge_idempotency_key, "", {})
     gateway.refund(charge.id, order.refund_idempotency_key)
 
-    orders.settle_stale_pending_orders(session_on(dbengine, tm), tm, gateway, now=LATER)
+    orders.settle_stale_pending_orders(
+        session_on(dbengine, tm), tm, gateway, now=LATER, ticket_codes=CODES
+    )
 
     assert load_order(dbengine, order.id).status == OrderStatus.FAILED
     assert_books_balance(dbengine, gateway)
@@ -93,18 +102,22 @@ def test_the_sweep_leaves_what_the_gateway_cannot_answer_for_and_fresh_orders(db
     event = create_event(dbengine, total_tickets=10)
     stale = reserve_and_crash(dbengine, tm, event)
 
-    report = orders.settle_stale_pending_orders(session_on(dbengine, tm), tm, gateway, now=LATER)
+    report = orders.settle_stale_pending_orders(
+        session_on(dbengine, tm), tm, gateway, now=LATER, ticket_codes=CODES
+    )
     assert report.unresolved == 1
     assert load_order(dbengine, stale.id).status == OrderStatus.PENDING
 
     gateway.configure()
     fresh_report = orders.settle_stale_pending_orders(
-        session_on(dbengine, tm), tm, gateway, now=NOW
+        session_on(dbengine, tm), tm, gateway, now=NOW, ticket_codes=CODES
     )
     assert (fresh_report.confirmed, fresh_report.failed) == (0, 0)
     assert load_order(dbengine, stale.id).status == OrderStatus.PENDING
 
-    orders.settle_stale_pending_orders(session_on(dbengine, tm), tm, gateway, now=LATER)
+    orders.settle_stale_pending_orders(
+        session_on(dbengine, tm), tm, gateway, now=LATER, ticket_codes=CODES
+    )
     assert load_order(dbengine, stale.id).status == OrderStatus.FAILED
     assert_books_balance(dbengine, gateway)
 
@@ -116,7 +129,9 @@ def test_a_confirmation_that_fails_after_the_charge_is_refunded(pg_engine, tm):
     event = create_event(pg_engine, total_tickets=10)
 
     with pytest.raises(DataError):
-        orders.purchase_tickets(session_on(pg_engine, tm), tm, gateway, a_purchase(event), now=NOW)
+        orders.purchase_tickets(
+            session_on(pg_engine, tm), tm, gateway, a_purchase(event), now=NOW, ticket_codes=CODES
+        )
 
     [order] = orders_of(pg_engine)
     assert order.status == OrderStatus.FAILED
@@ -136,14 +151,20 @@ def test_an_order_settled_by_the_sweep_during_its_charge_is_refunded(dbengine, t
             sweep_tm = transaction.TransactionManager(explicit=True)
             sweep_tm.begin()
             orders.settle_stale_pending_orders(
-                session_on(dbengine, sweep_tm), sweep_tm, MockPaymentGateway(), now=LATER
+                session_on(dbengine, sweep_tm),
+                sweep_tm,
+                MockPaymentGateway(),
+                now=LATER,
+                ticket_codes=CODES,
             )
             sweep_tm.abort()
             return super().charge(*args, **kwargs)
 
     gateway = SweepDuringChargeGateway()
     with pytest.raises(PaymentUnavailable):
-        orders.purchase_tickets(dbsession, tm, gateway, a_purchase(event), now=NOW)
+        orders.purchase_tickets(
+            dbsession, tm, gateway, a_purchase(event), now=NOW, ticket_codes=CODES
+        )
 
     [order] = orders_of(dbengine)
     assert order.status == OrderStatus.FAILED

@@ -24,6 +24,9 @@ PUBLIC = frozenset()
 SHOWS_MORE = frozenset({"public", "admin", "read"})
 ADMIN = frozenset({"admin"})
 READ = frozenset({"admin", "read"})
+CHECK_IN = frozenset({"admin", "checkin"})
+#: the door's figures: read keys, and checkin keys (of their events)
+SEE_CHECK_INS = frozenset({"admin", "read", "checkin"})
 
 ACCESS = {
     ("GET", "/api/health"): PUBLIC,
@@ -68,6 +71,17 @@ ACCESS = {
     ("OPTIONS", "/api/orders/{id}/release"): PUBLIC,
     # Stripe's: its signature, not a key, lets it in.
     ("POST", "/api/webhooks/stripe"): PUBLIC,
+    ("GET", "/api/orders/{id}/tickets"): PUBLIC,
+    ("HEAD", "/api/orders/{id}/tickets"): PUBLIC,
+    ("GET", "/api/orders/{id}/tickets.pdf"): PUBLIC,
+    ("HEAD", "/api/orders/{id}/tickets.pdf"): PUBLIC,
+    ("PUT", "/api/tickets/{id}"): PUBLIC,
+    ("GET", "/api/events/{id}/attendees"): READ,
+    ("HEAD", "/api/events/{id}/attendees"): READ,
+    ("POST", "/api/events/{id}/check-ins"): CHECK_IN,
+    ("DELETE", "/api/check-ins/{id}"): CHECK_IN,
+    ("GET", "/api/events/{id}/check-ins/stats"): SEE_CHECK_INS,
+    ("HEAD", "/api/events/{id}/check-ins/stats"): SEE_CHECK_INS,
     ("GET", "/api/keys"): ADMIN,
     ("HEAD", "/api/keys"): ADMIN,
     ("POST", "/api/keys"): ADMIN,

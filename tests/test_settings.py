@@ -44,6 +44,7 @@ def test_the_app_uses_database_url_over_its_settings(monkeypatch, tmp_path):
         **{
             "sqlalchemy.url": f"sqlite:///{tmp_path / 'from-ini.sqlite'}",
             "ticketing.require_api_key": "false",
+            "ticketing.ticket_secret": "test-ticket-secret",
         },
     )
     try:
@@ -57,7 +58,12 @@ def test_the_app_uses_database_url_over_its_settings(monkeypatch, tmp_path):
 def test_the_app_normalizes_a_postgres_database_url(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://user:secret@db.example:5432/tickets")
     app = main(
-        {}, **{"sqlalchemy.url": "sqlite:///ignored.sqlite", "ticketing.require_api_key": "false"}
+        {},
+        **{
+            "sqlalchemy.url": "sqlite:///ignored.sqlite",
+            "ticketing.require_api_key": "false",
+            "ticketing.ticket_secret": "test-ticket-secret",
+        },
     )
     try:
         url = app.registry["dbengine"].url
@@ -121,9 +127,20 @@ def test_production_without_api_keys_refuses_to_start(monkeypatch):
     assert "TICKETING_API_KEYS" in str(raised.value)
 
 
+def test_production_without_a_ticket_secret_refuses_to_start(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db.example:5432/tickets")
+    monkeypatch.setenv("TICKETING_API_KEYS", "organiser-key-1")
+    monkeypatch.delenv("TICKETING_TICKET_SECRET", raising=False)
+    with pytest.raises(ConfigurationError) as raised:
+        main({}, **production_settings())
+    assert "TICKETING_TICKET_SECRET" in str(raised.value)
+    assert "ticketing.ticket_secret" in str(raised.value)
+
+
 def test_production_starts_with_database_url(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://app@db.example:5432/tickets")
     monkeypatch.setenv("TICKETING_API_KEYS", "organiser-key-1 organiser-key-2")
+    monkeypatch.setenv("TICKETING_TICKET_SECRET", "production-ticket-secret")
     # production.ini pays through Stripe and mails over SMTP: their secrets are required too.
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_from_env")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_env")

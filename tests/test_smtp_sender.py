@@ -213,6 +213,7 @@ def test_the_app_selects_the_smtp_sender_by_name(tmp_path, monkeypatch):
         **{
             "sqlalchemy.url": f"sqlite:///{tmp_path / 'unused.sqlite'}",
             "ticketing.require_api_key": "false",
+            "ticketing.ticket_secret": "test-ticket-secret",
             "ticketing.email": "smtp",
             "mail.host": "smtp.example.test",
             "mail.port": "2525",

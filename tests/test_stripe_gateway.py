@@ -129,6 +129,7 @@ def test_the_app_selects_the_stripe_gateway_by_name(fake, tmp_path, monkeypatch)
             "sqlalchemy.url": f"sqlite:///{tmp_path / 'unused.sqlite'}",
             "ticketing.payments": "stripe",
             "ticketing.require_api_key": "false",
+            "ticketing.ticket_secret": "test-ticket-secret",
         },
     )
     app = main({}, **settings)
@@ -151,6 +152,7 @@ def test_the_app_refuses_to_start_without_an_api_key(tmp_path, monkeypatch):
                 "sqlalchemy.url": f"sqlite:///{tmp_path / 'unused.sqlite'}",
                 "ticketing.payments": "stripe",
                 "ticketing.require_api_key": "false",
+                "ticketing.ticket_secret": "test-ticket-secret",
             },
         )
     assert "ticketing.payments = 'stripe'" in str(raised.value)

@@ -20,7 +20,7 @@ from ticketing.plugins.webhooks import domain
 from ticketing.plugins.webhooks.jobs import retry_delays
 from ticketing.plugins.webhooks.models import WebhookDelivery
 
-from .conftest import REDIS_URL, app_settings
+from .conftest import REDIS_URL, TEST_TICKET_SECRET, app_settings
 from .factories import create_event
 from .receivers import Receiver
 from .test_jobs_e2e import WORKER, wait_for
@@ -37,6 +37,7 @@ def settings(pg_engine, redis_prefix):
     return {
         "sqlalchemy.url": pg_engine.url.render_as_string(hide_password=False),
         "ticketing.require_api_key": "false",
+        "ticketing.ticket_secret": TEST_TICKET_SECRET,
         "ratelimit.enabled": "false",
         "ticketing.payments": "mock",
         "ticketing.email": "mock",

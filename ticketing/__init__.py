@@ -11,6 +11,7 @@ def main(global_config, **settings):
         config.include(".events")
         config.include(".tweens")
         config.include(".security")
+        config.include(".ticket_secret")
         config.include(".ratelimit")
         config.include(".admission")
         config.include(".adapters")

@@ -19,9 +19,49 @@ from string import Template
 from ticketing.money import format_money
 
 
-def order_confirmation_message(order, event, sender):
-    """The email telling the buyer of a confirmed ``order`` their tickets for ``event``."""
-    return render_message("order_confirmation", *_order_values(order, event), order, sender)
+def order_confirmation_message(order, event, sender, tickets=(), pdf=None):
+    """The email telling the buyer of a confirmed ``order`` their tickets for ``event``: each
+    of ``tickets`` (``ticketing.ticket_pdf.PrintedTicket``) with its code, and ``pdf``, the
+    tickets to print, attached."""
+    values, html_values = _order_values(order, event)
+    values["ticket_codes"] = _ticket_codes_text(tickets)
+    html_values["ticket_codes"] = _ticket_codes_html(tickets)
+    message = render_message("order_confirmation", values, html_values, order, sender)
+    if pdf is not None:
+        message.add_attachment(
+            pdf,
+            maintype="application",
+            subtype="pdf",
+            filename=f"tickets-{str(order.id)[:8]}.pdf",
+        )
+    return message
+
+
+def _ticket_lines(tickets):
+    return [(f"{ticket.ticket_type}, {ticket.attendee_name}", ticket.code) for ticket in tickets]
+
+
+def _ticket_codes_text(tickets):
+    if not tickets:
+        return ""
+    lines = "".join(f"  {label}: {code}\n" for label, code in _ticket_lines(tickets))
+    return (
+        "\nYour tickets, each admitting one person once (the attached PDF has a page for each,"
+        "\nwith its QR code to show at the door):\n" + lines
+    )
+
+
+def _ticket_codes_html(tickets):
+    if not tickets:
+        return ""
+    items = "".join(
+        f"<li>{html.escape(label, quote=True)}: <code>{html.escape(code)}</code></li>"
+        for label, code in _ticket_lines(tickets)
+    )
+    return (
+        "<p>Your tickets, each admitting one person once (the attached PDF has a page for each, "
+        f"with its QR code to show at the door):</p>\n<ul>{items}</ul>"
+    )
 
 
 def order_cancellation_message(order, event, sender):

@@ -63,7 +63,8 @@ NO_DATABASE_PATHS = ("/api/health",)
 class Success:
     """A success response of a view. ``schema`` is a colander schema of the resource, rendered
     as ``{"data": resource}``, or as ``{"data": [resource...], "meta": {...}}`` when ``many``;
-    with ``wrap=False`` the schema is the whole body; ``None`` means no body."""
+    with ``wrap=False`` the schema is the whole body; ``None`` means no body, unless
+    ``media_type`` names the body's own (non-JSON) type."""
 
     status: int
     description: str
@@ -71,6 +72,9 @@ class Success:
     many: bool = False
     wrap: bool = True
     headers: dict = field(default_factory=dict)
+    #: a body that is not JSON (a PDF, a CSV), described as a string of that media type: the
+    #: only one without ``schema``, else another the client may ask for
+    media_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -439,7 +443,15 @@ def _success_response(success, request):
     headers = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
     headers.update({name: dict(header) for name, header in success.headers.items()})
     response["headers"] = headers
+    content = {}
+    if success.media_type is not None:
+        raw = {"type": "string"}
+        if not success.media_type.startswith("text/"):
+            raw["format"] = "binary"
+        content[success.media_type] = {"schema": raw}
     if success.schema is None:
+        if content:
+            response["content"] = content
         return response
     node = success.schema.bind(request=request)
     if not success.wrap:
@@ -455,7 +467,7 @@ def _success_response(success, request):
                 "properties": {"data": item},
                 "additionalProperties": False,
             }
-    response["content"] = {JSON_MEDIA_TYPE: {"schema": schema}}
+    response["content"] = {JSON_MEDIA_TYPE: {"schema": schema}, **content}
     return response
 
 

@@ -11,7 +11,7 @@ import uuid
 
 from ticketing import models
 from ticketing.adapters import mock_webhooks
-from ticketing.domain import api_keys, events, holds, orders, outbox
+from ticketing.domain import api_keys, checkins, events, holds, orders, outbox, tickets
 from ticketing.interfaces import IEmailSender, IPaymentGateway
 from ticketing.models.types import utcnow
 from ticketing.settings import hold_duration
@@ -64,13 +64,20 @@ def setup(env):
     @committing
     def settle_stale_orders():
         """Settle purchases a crash left pending (commits)."""
-        return orders.settle_stale_pending_orders(dbsession, tm, gateway, now=utcnow())
+        return orders.settle_stale_pending_orders(
+            dbsession, tm, gateway, now=utcnow(), ticket_codes=registry["ticket_codes"]
+        )
 
     @committing
     def expire_holds():
         """Run the hold-expiry job now: holds past their time give their tickets back (commits)."""
         return holds.expire_holds(
-            dbsession, tm, gateway, now=utcnow(), hold_for=hold_duration(registry.settings)
+            dbsession,
+            tm,
+            gateway,
+            now=utcnow(),
+            hold_for=hold_duration(registry.settings),
+            ticket_codes=registry["ticket_codes"],
         )
 
     def complete_payment_action(order_id, succeed=True):
@@ -97,6 +104,32 @@ def setup(env):
         """Tickets, orders and money of one event."""
         return orders.sales_summary(dbsession, uuid.UUID(str(event_id)))
 
+    ticket_codes = registry["ticket_codes"]
+
+    def order_tickets(order_id):
+        """An order's tickets: (ticket id, type, attendee, status, code), to read one out to a
+        buyer who lost the email."""
+        return [
+            (str(ticket.id), type_name, ticket.attendee_name, str(ticket.status),
+             ticket_codes.code_of(ticket.id))
+            for ticket, type_name in tickets.order_tickets(dbsession, uuid.UUID(str(order_id)))
+        ]  # fmt: skip
+
+    def check_in_stats(event_id):
+        """Tickets sold and checked in, for the event and each of its ticket types."""
+        return checkins.check_in_stats(dbsession, uuid.UUID(str(event_id)))
+
+    @committing
+    def undo_check_in(check_in_id):
+        """Undo a mistaken scan: the ticket admits its attendee again (commits)."""
+        checkins.undo_check_in(dbsession, uuid.UUID(str(check_in_id)), now=utcnow())
+
+    @committing
+    def issue_missing_tickets():
+        """Issue the tickets of orders confirmed before tickets existed; returns how many
+        orders got theirs (commits; initialize_ticketing_db does it too)."""
+        return tickets.issue_missing_tickets(dbsession, ticket_codes, now=utcnow())
+
     @committing
     def create_key(name, scope, event_ids=None):
         """Make an API key (admin, read or checkin; checkin optionally for some event ids); its
@@ -121,6 +154,7 @@ def setup(env):
         dbsession=dbsession,
         models=models,
         gateway=gateway,
+        ticket_codes=ticket_codes,
         email_sender=registry.getUtility(IEmailSender),
         jobs=registry["jobs"],
         publish_event=publish_event,
@@ -132,6 +166,10 @@ def setup(env):
         complete_payment_action=complete_payment_action,
         failed_emails=failed_emails,
         sales_summary=sales_summary,
+        order_tickets=order_tickets,
+        check_in_stats=check_in_stats,
+        undo_check_in=undo_check_in,
+        issue_missing_tickets=issue_missing_tickets,
         create_key=create_key,
         list_keys=list_keys,
         revoke_key=revoke_key,

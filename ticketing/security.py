@@ -5,7 +5,8 @@ A key is sent as ``Authorization: Bearer <key>``. Its scope says what it may do:
 - ``admin``: everything an organiser does (``ORGANISE``, and ``READ`` and ``CHECK_IN`` too);
 - ``read``: lists, exports and stats, and what buyers may not see (drafts, hidden ticket
   types), changing nothing (``READ``);
-- ``checkin``: check-in at the door only (``CHECK_IN``), optionally at listed events only.
+- ``checkin``: check-in at the door only (``CHECK_IN``, and its figures, ``SEE_CHECK_INS``,
+  which read keys see too), optionally at listed events only.
 
 Views declare the permission they need (``permission=ORGANISE``, ``READ`` or ``CHECK_IN``);
 those that show organisers more than buyers ask :func:`sees_everything`. A view that checks in
@@ -41,12 +42,15 @@ from ticketing.settings import as_bool
 ORGANISE = "organise"
 READ = "read"
 CHECK_IN = "check_in"
+#: the door's figures: what read keys see, and what a checkin key sees of its events
+SEE_CHECK_INS = "see_check_ins"
 
 #: the scopes that hold each permission
 SCOPES_OF = {
     ORGANISE: (KeyScope.ADMIN,),
     READ: (KeyScope.ADMIN, KeyScope.READ),
     CHECK_IN: (KeyScope.ADMIN, KeyScope.CHECKIN),
+    SEE_CHECK_INS: (KeyScope.ADMIN, KeyScope.READ, KeyScope.CHECKIN),
 }
 
 
@@ -86,6 +90,15 @@ class EventContext:
     event_id: uuid.UUID
 
 
+def event_context(request):
+    """The route factory of operations on the event ``{id}`` of the path (a malformed id: an
+    event no limited key may reach; the view answers 404 to the others)."""
+    try:
+        return EventContext(uuid.UUID(request.matchdict["id"]))
+    except ValueError:
+        return EventContext(None)
+
+
 def bearer_token(request):
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -113,7 +126,15 @@ class ApiKeySecurityPolicy:
             return Authentication(problem=KeyProblem.UNKNOWN)
         if key.revoked_at is not None:
             return Authentication(problem=KeyProblem.REVOKED)
-        api_keys.record_use(request.registry["dbsession_factory"], key, now=utcnow())
+        # Once the request is done and its connection back in the pool: recording it now would
+        # hold a second connection while the request holds its first, and requests arriving
+        # together with a key not used for a minute (a door's scanners) would exhaust the pool,
+        # each waiting for a second connection that none gives back.
+        session_factory = request.registry["dbsession_factory"]
+        used_at = utcnow()
+        request.add_finished_callback(
+            lambda request: api_keys.record_use(session_factory, key, now=used_at)
+        )
         event_ids = None if key.event_ids is None else frozenset(map(uuid.UUID, key.event_ids))
         return Authentication(Caller(key.name, key.scope, key.id, event_ids))
 

@@ -16,6 +16,7 @@ from pyramid.settings import asbool
 ENVIRONMENT_SETTINGS = {
     "DATABASE_URL": "sqlalchemy.url",
     "TICKETING_API_KEYS": "ticketing.api_keys",
+    "TICKETING_TICKET_SECRET": "ticketing.ticket_secret",
     "RATELIMIT_STORAGE_URL": "ratelimit.storage_url",
     "HUEY_URL": "huey.url",
     # Read when ticketing.payments = stripe

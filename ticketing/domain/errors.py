@@ -241,6 +241,46 @@ class EventIdsNeedCheckinScope(BadRequest):
     title = "Only checkin keys are limited to events"
 
 
+class TicketNotFound(NotFound):
+    code = "ticket_not_found"
+    title = "Ticket not found"
+
+
+class TicketVoid(Conflict):
+    code = "ticket_void"
+    title = "The ticket is void"
+
+
+class AlreadyCheckedIn(Conflict):
+    code = "already_checked_in"
+    title = "The ticket was checked in already"
+
+
+class WrongEvent(Conflict):
+    code = "wrong_event"
+    title = "The ticket is for another event"
+
+
+class NonceReused(InvalidRequest):
+    code = "nonce_reused"
+    title = "The nonce was used for a scan of another code"
+
+
+class CheckInNotFound(NotFound):
+    code = "check_in_not_found"
+    title = "Check-in not found"
+
+
+class OrderCheckedIn(Conflict):
+    code = "order_checked_in"
+    title = "An order with a checked-in ticket cannot be cancelled"
+
+
+class OrderHasNoTickets(Conflict):
+    code = "order_has_no_tickets"
+    title = "The order has no valid tickets"
+
+
 class ChangeRefused(InvalidRequest):
     """A plugin's subscriber refused the change (``ticketing.events``); nothing was changed.
     Plugins raise it with a ``detail`` saying why."""

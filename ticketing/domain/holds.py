@@ -107,7 +107,7 @@ def expire_hold(dbsession, order_id, *, now):
     return was
 
 
-def expire_holds(dbsession, tm, gateway, *, now, hold_for, limit=500):
+def expire_holds(dbsession, tm, gateway, *, now, hold_for, ticket_codes, limit=500):
     """The job: expire every hold past its time, each in its own transaction on ``tm``. A hold
     that was awaiting its buyer's authentication has its payment cancelled afterwards (no lock
     held); a payment that took the money first is settled at once, as its webhook would be."""
@@ -135,7 +135,13 @@ def expire_holds(dbsession, tm, gateway, *, now, hold_for, limit=500):
             payment = gateway.cancel_payment(was.payment_reference)
             if payment.kept:
                 payments_async.settle_payment(
-                    dbsession, tm, gateway, payment, now=now, hold_for=hold_for
+                    dbsession,
+                    tm,
+                    gateway,
+                    payment,
+                    now=now,
+                    hold_for=hold_for,
+                    ticket_codes=ticket_codes,
                 )
                 report.paid_meanwhile += 1
         except PaymentError:

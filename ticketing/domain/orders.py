@@ -50,10 +50,11 @@ from ticketing.money import format_money
 from ticketing.pagination import paginate
 from ticketing.representations import order_json
 
-from . import event_log, events, inventory, outbox
+from . import event_log, events, inventory, outbox, tickets
 from .errors import (
     ChangeRefused,
     IdempotencyKeyReused,
+    OrderCheckedIn,
     OrderNotCancellable,
     OrderNotFound,
     PaymentDeclined,
@@ -132,9 +133,11 @@ class SettlementReport:
     unresolved: int = 0
 
 
-def purchase_tickets(dbsession, tm, gateway, purchase, *, now, hold_for=DEFAULT_HOLD):
-    """Buy tickets; return the confirmed order (or, when the buyer must authenticate the
-    payment, the order ``awaiting_action``, held for ``hold_for``), or raise why not.
+def purchase_tickets(dbsession, tm, gateway, purchase, *, now, ticket_codes, hold_for=DEFAULT_HOLD):
+    """Buy tickets; return the confirmed order, with its tickets issued (or, when the buyer
+    must authenticate the payment, the order ``awaiting_action``, held for ``hold_for``), or
+    raise why not. ``ticket_codes`` (:class:`~ticketing.domain.tickets.TicketCodes`) signs the
+    tickets.
 
     ``tm`` is the transaction manager ``dbsession`` is joined to, with a transaction begun; the
     phases commit on it, and a fresh transaction is open again when this returns or raises.
@@ -147,7 +150,7 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now, hold_for=DEFAULT_
         if taken.order.status == OrderStatus.AWAITING_ACTION:
             return awaiting_answer(gateway, taken.order)
         return taken
-    return _pay(dbsession, tm, gateway, taken.order, purchase, now, hold_for)
+    return _pay(dbsession, tm, gateway, ticket_codes, taken.order, purchase, now, hold_for)
 
 
 def take_or_replay(dbsession, tm, purchase, *, now, expires_at=None):
@@ -354,7 +357,7 @@ ORDER BY taken.line"""
     )
 
 
-def _pay(dbsession, tm, gateway, order, purchase, now, hold_for):
+def _pay(dbsession, tm, gateway, ticket_codes, order, purchase, now, hold_for):
     try:
         charge = gateway.charge(
             order.total_amount_cents,
@@ -379,7 +382,7 @@ def _pay(dbsession, tm, gateway, order, purchase, now, hold_for):
 
     try:
         _single_statement_phase(dbsession, OrderConfirmed)
-        confirmed = _confirm(dbsession, order, charge, now)
+        confirmed = _confirm(dbsession, ticket_codes, order, charge, now)
         _commit(tm)
     except (OperationalError, InterfaceError):
         # The database went away under the confirmation, which it may have committed before the
@@ -457,10 +460,11 @@ def _charge_made_for(gateway, order):
     return charge
 
 
-def _confirm(dbsession, order, charge, now, from_statuses=(OrderStatus.PENDING,)):
-    """Confirm an order (pending, or in one of ``from_statuses``), owe its buyer the
-    confirmation email and log ``order.confirmed``, in one transaction (on PostgreSQL in one
-    statement); False if the order was no longer in one of them."""
+def _confirm(dbsession, ticket_codes, order, charge, now, from_statuses=(OrderStatus.PENDING,)):
+    """Confirm an order (pending, or in one of ``from_statuses``), issue its tickets, owe its
+    buyer the confirmation email and log ``order.confirmed``, in one transaction (on PostgreSQL
+    in one statement); False if the order was no longer in one of them, and then nothing is
+    issued: an order's tickets are issued once, by its one confirmation."""
     parameters = {"p_order_id": order.id, "p_reference": charge.id, "p_now": now}
     confirmed = OrderConfirmed(
         _snapshot(
@@ -476,7 +480,12 @@ def _confirm(dbsession, order, charge, now, from_statuses=(OrderStatus.PENDING,)
         email_id = uuid.uuid4()
         owed = dbsession.execute(
             _confirm_and_owe_email(from_statuses),
-            {**parameters, **event_log.log_parameters(confirmed), "p_email_id": email_id},
+            {
+                **parameters,
+                **tickets.issuing_parameters(ticket_codes, order),
+                **event_log.log_parameters(confirmed),
+                "p_email_id": email_id,
+            },
         ).first()
         if owed is None:
             return False
@@ -487,6 +496,7 @@ def _confirm(dbsession, order, charge, now, from_statuses=(OrderStatus.PENDING,)
     if dbsession.execute(_confirmation(from_statuses), parameters).first() is None:
         return False
     mark_changed(dbsession)
+    tickets.issue_tickets(dbsession, ticket_codes, order, now=now)
     outbox.record_email(dbsession, order.id, EmailKind.ORDER_CONFIRMATION, now=now)
     event_log.publish(dbsession, confirmed)
     return True
@@ -503,7 +513,8 @@ def _snapshot(order, **changes):
 @functools.cache
 def _confirmation(from_statuses):
     """The conditional UPDATE that confirms an order in one of ``from_statuses`` (parameters
-    ``p_order_id``, ``p_reference``, ``p_now``), built once for each."""
+    ``p_order_id``, ``p_reference``, ``p_now``), returning what its tickets are issued from;
+    built once for each."""
     orders = Order.__table__
     now = bindparam("p_now", type_=orders.c.confirmed_at.type)
     # The purchase's own confirmation (of a pending order only) stays the statement it was;
@@ -524,19 +535,19 @@ def _confirmation(from_statuses):
             confirmed_at=now,
             updated_at=now,
         )
-        .returning(orders.c.id)
+        .returning(orders.c.id, orders.c.event_id, orders.c.customer_name, orders.c.customer_email)
     )
 
 
 @functools.cache
 def _confirm_and_owe_email(from_statuses):
-    """``WITH confirmed AS (UPDATE orders ... RETURNING id), logged AS (INSERT INTO event_log
-    ...) INSERT INTO email_outbox ...``: the confirmation, its event and its email as one
-    statement, built once for each ``from_statuses`` (the event's JSON is made in Python, a bind
-    parameter)."""
+    """``WITH confirmed AS (UPDATE orders ... RETURNING ...), issued AS (INSERT INTO tickets
+    ...), logged AS (INSERT INTO event_log ...) INSERT INTO email_outbox ...``: the
+    confirmation, its tickets, its event and its email as one statement, built once for each
+    ``from_statuses`` (the event's JSON is made in Python, a bind parameter)."""
     confirmed = _confirmation(from_statuses).cte("confirmed")
     return outbox.owing_email(confirmed.c.id, EmailKind.ORDER_CONFIRMATION).add_cte(
-        event_log.logging_from(confirmed)
+        tickets.issuing_cte(confirmed), event_log.logging_from(confirmed)
     )
 
 
@@ -660,6 +671,10 @@ def cancel_order(dbsession, gateway, order_id, *, now):
     order = get_order(dbsession, order_id, for_update=True)
     if order.status != OrderStatus.CONFIRMED:
         raise OrderNotCancellable(f"The order is {order.status}; only confirmed orders can be.")
+    if tickets.lock_order_tickets(dbsession, order.id):
+        raise OrderCheckedIn(
+            "A ticket of this order was checked in; it can no longer be cancelled."
+        )
     event = events.get_event(dbsession, order.event_id)
     if event.date <= now:
         raise OrderNotCancellable("The event has taken place; its orders can no longer be.")
@@ -684,12 +699,15 @@ def cancel_order(dbsession, gateway, order_id, *, now):
         # Only where row locks are not real (SQLite): a twin cancel got here first.
         raise OrderNotCancellable("The order was cancelled by another request.")
     inventory.release_order(dbsession, order.event_id, order.id, order.quantity, now=now)
+    tickets.void_order_tickets(dbsession, order.id, now=now)
     outbox.record_email(dbsession, cancelled.id, EmailKind.ORDER_CANCELLATION, now=now)
     event_log.publish(dbsession, OrderCancelled(order_json(cancelled), created_at=now))
     return cancelled
 
 
-def settle_stale_pending_orders(dbsession, tm, gateway, *, now, older_than=STALE_AFTER, limit=100):
+def settle_stale_pending_orders(
+    dbsession, tm, gateway, *, now, ticket_codes, older_than=STALE_AFTER, limit=100
+):
     """Settle orders left ``pending`` longer than ``older_than`` (a crash between reserving and
     confirming): confirm those whose charge the gateway kept, fail and release the others.
 
@@ -714,7 +732,7 @@ def settle_stale_pending_orders(dbsession, tm, gateway, *, now, older_than=STALE
     report = SettlementReport()
     for order_id in stale_ids:
         try:
-            outcome = _settle_pending_order(dbsession, gateway, order_id, now)
+            outcome = _settle_pending_order(dbsession, gateway, ticket_codes, order_id, now)
             _commit(tm)
         except PaymentUnavailable:
             _abort(tm)
@@ -730,7 +748,7 @@ def settle_stale_pending_orders(dbsession, tm, gateway, *, now, older_than=STALE
     return report
 
 
-def _settle_pending_order(dbsession, gateway, order_id, now):
+def _settle_pending_order(dbsession, gateway, ticket_codes, order_id, now):
     order = dbsession.scalar(
         select(Order)
         .where(Order.id == order_id, Order.status == OrderStatus.PENDING)
@@ -740,7 +758,7 @@ def _settle_pending_order(dbsession, gateway, order_id, now):
         return None  # settled meanwhile, or being settled by another sweep
     charge = _charge_made_for(gateway, order)
     if charge is not None:
-        _confirm(dbsession, order, charge, now)
+        _confirm(dbsession, ticket_codes, order, charge, now)
         return "confirmed"
     _fail(dbsession, order, "abandoned", now, keep_key=False)
     return "failed"
@@ -775,8 +793,8 @@ def sales_summary(dbsession, event_id):
         .group_by(OrderItem.ticket_type_id, Order.status)
     ).all()
     by_type = {}
-    for type_id, status, tickets, cents in item_rows:
-        by_type.setdefault(type_id, {})[str(status)] = (tickets, cents)
+    for type_id, status, sold, cents in item_rows:
+        by_type.setdefault(type_id, {})[str(status)] = (sold, cents)
     money = functools.partial(format_money, currency=event.currency)
     return {
         "event": event.name,

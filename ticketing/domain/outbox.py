@@ -14,14 +14,15 @@ import uuid
 from sqlalchemy import bindparam, literal, select, update
 from zope.sqlalchemy import mark_changed
 
-from ticketing.models import EmailKind, EmailStatus, Order, OutboxEmail
+from ticketing.models import EmailKind, EmailStatus, Order, OutboxEmail, TicketStatus
 from ticketing.notifications import (
     order_cancellation_message,
     order_confirmation_message,
     payment_refunded_message,
 )
+from ticketing.ticket_pdf import printed_tickets, tickets_pdf
 
-from . import events
+from . import events, tickets
 from .errors import EmailDeliveryError, EmailNotFound
 
 #: session.info key: ids of outbox emails to dispatch after the session's transaction commits
@@ -93,12 +94,13 @@ def dispatch_after_commit(dbsession, email_id):
     dbsession.info.setdefault(DISPATCH_AFTER_COMMIT, set()).add(email_id)
 
 
-def deliver(dbsession, sender, email_id, *, now, from_address, retry_in):
+def deliver(dbsession, sender, email_id, *, now, from_address, retry_in, ticket_codes):
     """Send one outbox email, at most once; record the attempt on its row.
 
     The row stays locked while the message is handed over, so a second job for the same email
     (the sweep's, say) skips it instead of sending it twice. ``retry_in`` is how long until the
-    job queue's next attempt; the sweep leaves the email alone until then.
+    job queue's next attempt; the sweep leaves the email alone until then. ``ticket_codes``
+    shows the tickets' codes in the confirmation, which attaches them as a PDF.
     """
     email = dbsession.scalar(
         select(OutboxEmail)
@@ -109,7 +111,10 @@ def deliver(dbsession, sender, email_id, *, now, from_address, retry_in):
         return Delivery("skipped")
     order = dbsession.get(Order, email.order_id)
     event = events.get_event(dbsession, order.event_id)
-    message = MESSAGES[email.kind](order, event, from_address)
+    if email.kind == EmailKind.ORDER_CONFIRMATION:
+        message = _confirmation_with_tickets(dbsession, order, event, from_address, ticket_codes)
+    else:
+        message = MESSAGES[email.kind](order, event, from_address)
     # A stable Message-ID lets mail systems drop a duplicate if a delivery is ever repeated.
     del message["Message-ID"]
     message["Message-ID"] = f"<{email.id}@{_domain_of(from_address)}>"
@@ -128,6 +133,19 @@ def deliver(dbsession, sender, email_id, *, now, from_address, retry_in):
     email.sent_at = now
     email.last_error = None
     return Delivery("sent")
+
+
+def _confirmation_with_tickets(dbsession, order, event, from_address, ticket_codes):
+    printed = printed_tickets(
+        [
+            row
+            for row in tickets.order_tickets(dbsession, order.id)
+            if row[0].status == TicketStatus.VALID
+        ],
+        ticket_codes,
+    )
+    pdf = tickets_pdf(event, printed) if printed else None
+    return order_confirmation_message(order, event, from_address, printed, pdf)
 
 
 def overdue_emails(dbsession, *, now, limit=500):

@@ -36,7 +36,7 @@ from ticketing.interfaces import PaymentStatus
 from ticketing.models import HOLDING_STATUSES, EmailKind, Order, OrderStatus, StripeEvent
 from ticketing.representations import order_json
 
-from . import event_log, holds, inventory, orders, outbox
+from . import event_log, holds, inventory, orders, outbox, tickets
 from .errors import (
     HoldExpired,
     OrderNotPayable,
@@ -57,14 +57,24 @@ _DECLINES = ("payment_declined", "payment_failed")
 
 
 def pay_hold(
-    dbsession, tm, gateway, order_id, payment_method, *, now, hold_for, idempotency_key=None
+    dbsession,
+    tm,
+    gateway,
+    order_id,
+    payment_method,
+    *,
+    now,
+    hold_for,
+    ticket_codes,
+    idempotency_key=None,
 ):
     """Pay a hold; return a :class:`~ticketing.domain.orders.PurchaseResult`: the order
-    ``confirmed``, or ``awaiting_action`` with the gateway's ``payment`` (its client secret) for
-    the buyer to authenticate. Paying again is safe: a paid order answers as it is (``replayed``),
-    one awaiting authentication answers with its payment again. With the ``idempotency_key`` of
-    the pay that started the last attempt, a declined or failed attempt answers its decline
-    again; another key (or none) after a decline is a new attempt, with another card.
+    ``confirmed`` (its tickets issued, signed by ``ticket_codes``), or ``awaiting_action`` with
+    the gateway's ``payment`` (its client secret) for the buyer to authenticate. Paying again is
+    safe: a paid order answers as it is (``replayed``), one awaiting authentication answers with
+    its payment again. With the ``idempotency_key`` of the pay that started the last attempt, a
+    declined or failed attempt answers its decline again; another key (or none) after a decline
+    is a new attempt, with another card.
 
     An expired hold first takes its tickets again; if they are gone, :class:`HoldExpired` and
     nothing is charged.
@@ -83,7 +93,9 @@ def pay_hold(
             headers={"Idempotent-Replayed": "true"},
         )
     if order.status == OrderStatus.AWAITING_ACTION:
-        order = _replay_awaiting(dbsession, tm, gateway, order, now=now, hold_for=hold_for)
+        order = _replay_awaiting(
+            dbsession, tm, gateway, order, now=now, hold_for=hold_for, ticket_codes=ticket_codes
+        )
         if order.status != OrderStatus.RESERVED:
             return _answer(gateway, order)
     if order.status == OrderStatus.CONFIRMED:
@@ -98,16 +110,27 @@ def pay_hold(
     _commit(tm)
     _hold_again_if_expired(dbsession, tm, order_id, now=now, hold_for=hold_for)
     order = _start_attempt(dbsession, tm, order_id, idempotency_key, now=now)
-    return _charge(dbsession, tm, gateway, order, payment_method, now=now, hold_for=hold_for)
+    return _charge(
+        dbsession,
+        tm,
+        gateway,
+        order,
+        payment_method,
+        now=now,
+        hold_for=hold_for,
+        ticket_codes=ticket_codes,
+    )
 
 
-def _replay_awaiting(dbsession, tm, gateway, order, *, now, hold_for):
+def _replay_awaiting(dbsession, tm, gateway, order, *, now, hold_for, ticket_codes):
     """A pay of an order awaiting authentication: its payment as the gateway has it now,
     settled first if it was decided meanwhile (its webhook may not have arrived yet)."""
     _commit(tm)
     payment = gateway.retrieve_payment(order.payment_reference)
     if payment.status != PaymentStatus.REQUIRES_ACTION:
-        settle_payment(dbsession, tm, gateway, payment, now=now, hold_for=hold_for)
+        settle_payment(
+            dbsession, tm, gateway, payment, now=now, hold_for=hold_for, ticket_codes=ticket_codes
+        )
     return orders.get_order(dbsession, order.id)
 
 
@@ -163,7 +186,7 @@ def _start_attempt(dbsession, tm, order_id, idempotency_key=None, *, now):
     return started
 
 
-def _charge(dbsession, tm, gateway, order, payment_method, *, now, hold_for):
+def _charge(dbsession, tm, gateway, order, payment_method, *, now, hold_for, ticket_codes):
     try:
         payment = gateway.charge(
             order.total_amount_cents,
@@ -186,7 +209,9 @@ def _charge(dbsession, tm, gateway, order, payment_method, *, now, hold_for):
             raise
     if payment.status == PaymentStatus.REQUIRES_ACTION:
         return orders._await_action(dbsession, tm, gateway, order, payment, now, hold_for)
-    settle_payment(dbsession, tm, gateway, payment, now=now, hold_for=hold_for)
+    settle_payment(
+        dbsession, tm, gateway, payment, now=now, hold_for=hold_for, ticket_codes=ticket_codes
+    )
     settled = orders.get_order(dbsession, order.id)
     if settled.status == OrderStatus.CONFIRMED:
         return PurchaseResult(settled, replayed=False)
@@ -208,9 +233,10 @@ def back_to_hold(dbsession, order_id, failure_code, *, now):
     mark_changed(dbsession)
 
 
-def settle_payment(dbsession, tm, gateway, payment, *, now, hold_for):
+def settle_payment(dbsession, tm, gateway, payment, *, now, hold_for, ticket_codes):
     """Act on what the gateway says of ``payment`` (fetched from it, never a webhook's payload);
-    return what was done, for the logs. Commits on ``tm``."""
+    return what was done, for the logs. Commits on ``tm``; ``ticket_codes`` signs the tickets
+    of an order it confirms."""
     order_id = _order_id_of(payment)
     if order_id is None:
         return "ignored"
@@ -235,7 +261,7 @@ def settle_payment(dbsession, tm, gateway, payment, *, now, hold_for):
         _commit(tm)
         return outcome
     if payment.status == PaymentStatus.SUCCEEDED:
-        return _settle_money(dbsession, tm, gateway, order, payment, its_own, now=now)
+        return _settle_money(dbsession, tm, gateway, ticket_codes, order, payment, its_own, now=now)
     outcome = "ignored"
     if its_own and payment.status == PaymentStatus.REQUIRES_PAYMENT_METHOD:
         if order.status == OrderStatus.AWAITING_ACTION:
@@ -257,17 +283,17 @@ def _order_id_of(payment):
         return None
 
 
-def _settle_money(dbsession, tm, gateway, order, payment, its_own, *, now):
+def _settle_money(dbsession, tm, gateway, ticket_codes, order, payment, its_own, *, now):
     if order.status == OrderStatus.CONFIRMED and order.payment_reference == payment.id:
         _commit(tm)
         return "duplicate"
     if its_own and order.status in HOLDING_STATUSES:
-        _confirm(dbsession, order, payment, now, from_statuses=HOLDING_STATUSES)
+        _confirm(dbsession, ticket_codes, order, payment, now, from_statuses=HOLDING_STATUSES)
         _commit(tm)
         return "confirmed"
     if its_own and order.status in _GAVE_TICKETS_BACK:
         if inventory.retake_order(dbsession, order.event_id, order.id, order.quantity, now=now):
-            _confirm(dbsession, order, payment, now, from_statuses=_GAVE_TICKETS_BACK)
+            _confirm(dbsession, ticket_codes, order, payment, now, from_statuses=_GAVE_TICKETS_BACK)
             _commit(tm)
             return "confirmed"
         # Gone: let go of every lock before the refund.
@@ -347,12 +373,14 @@ def cancel_refunded_at_gateway(dbsession, order, payment, *, now):
     if cancelled is None:
         return
     inventory.release_order(dbsession, order.event_id, order.id, order.quantity, now=now)
+    # The money is gone already: its tickets are void, checked in or not.
+    tickets.void_order_tickets(dbsession, order.id, now=now)
     outbox.record_email(dbsession, order.id, EmailKind.ORDER_CANCELLATION, now=now)
     event_log.publish(dbsession, OrderCancelled(order_json(cancelled), created_at=now))
 
 
 def process_gateway_event(
-    dbsession, tm, gateway, event_id, event_type, payment_id, *, now, hold_for
+    dbsession, tm, gateway, event_id, event_type, payment_id, *, now, hold_for, ticket_codes
 ):
     """One event of the gateway's webhook (already verified) about ``payment_id``: once per
     event id. The payment is fetched from the gateway and settled (:func:`settle_payment`);
@@ -367,7 +395,9 @@ def process_gateway_event(
     outcome = "ignored"
     if payment_id:
         payment = gateway.retrieve_payment(payment_id)
-        outcome = settle_payment(dbsession, tm, gateway, payment, now=now, hold_for=hold_for)
+        outcome = settle_payment(
+            dbsession, tm, gateway, payment, now=now, hold_for=hold_for, ticket_codes=ticket_codes
+        )
     try:
         dbsession.add(StripeEvent(id=event_id, type=event_type[:100], received_at=now))
         dbsession.flush()

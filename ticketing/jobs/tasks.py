@@ -67,6 +67,7 @@ def register_tasks(jobs, registry):
                 now=utcnow(),
                 from_address=from_address,
                 retry_in=retry_in,
+                ticket_codes=registry["ticket_codes"],
             )
         if delivery.outcome == "retry":
             # Raised after the attempt is recorded, so that Huey retries with its backoff.
@@ -92,7 +93,11 @@ def register_tasks(jobs, registry):
     def settle_stale_orders():
         with job_transaction(session_factory) as (dbsession, tm):
             report = orders.settle_stale_pending_orders(
-                dbsession, tm, registry.getUtility(IPaymentGateway), now=utcnow()
+                dbsession,
+                tm,
+                registry.getUtility(IPaymentGateway),
+                now=utcnow(),
+                ticket_codes=registry["ticket_codes"],
             )
         return (report.confirmed, report.failed, report.unresolved)
 
@@ -105,6 +110,7 @@ def register_tasks(jobs, registry):
                 registry.getUtility(IPaymentGateway),
                 now=utcnow(),
                 hold_for=hold_duration(registry.settings),
+                ticket_codes=registry["ticket_codes"],
             )
         return (report.expired, report.paid_meanwhile)
 

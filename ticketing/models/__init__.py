@@ -17,11 +17,13 @@ from .meta import Base
 from .order import HOLD_STATUSES, HOLDING_STATUSES, Order, OrderItem, OrderStatus
 from .outbox import EmailKind, EmailStatus, OutboxEmail
 from .stripe_event import StripeEvent
+from .ticket import CheckIn, Ticket, TicketStatus
 from .ticket_type import TicketType
 
 __all__ = [
     "ApiKey",
     "Base",
+    "CheckIn",
     "EmailKind",
     "EmailStatus",
     "OutboxEmail",
@@ -35,6 +37,8 @@ __all__ = [
     "HOLD_STATUSES",
     "HOLDING_STATUSES",
     "StripeEvent",
+    "Ticket",
+    "TicketStatus",
     "TicketType",
     "get_engine",
     "get_request_session_factory",

@@ -1,5 +1,6 @@
 """``initialize_ticketing_db INI``: bring the database named by the ini (or DATABASE_URL) to the
-newest migration. Safe to run any number of times."""
+newest migration, then issue the tickets of orders confirmed before tickets existed (which
+needs the ini's ticket secret, so no migration can). Safe to run any number of times."""
 
 import argparse
 import sys
@@ -7,7 +8,9 @@ import sys
 from pyramid.paster import bootstrap, setup_logging
 from sqlalchemy.exc import OperationalError
 
+from ticketing.domain.tickets import issue_missing_tickets
 from ticketing.migrations import upgrade_to_head
+from ticketing.models.types import utcnow
 
 
 def parse_args(argv):
@@ -30,7 +33,14 @@ def main(argv=sys.argv):
                 file=sys.stderr,
             )
             return 1
+        request = env["request"]
+        with request.tm:
+            issued = issue_missing_tickets(
+                request.dbsession, env["registry"]["ticket_codes"], now=utcnow()
+            )
     print(f"Database at {engine.url.render_as_string()} is at the newest migration.")
+    if issued:
+        print(f"Issued the tickets of {issued} order(s) confirmed before tickets existed.")
     return 0
 
 

@@ -2,15 +2,19 @@
 collection (v2.1) of the API, generated from the app's OpenAPI document.
 
 Every operation but the automatic HEADs becomes a request, in an order that runs top to bottom
-(create, publish, buy, hold and pay, give a hold back, add a ticket type, cancel, Stripe's
-webhook, delete; then make an API key and revoke it),
+(register a webhook, create, publish, buy, hold and pay, give a hold back; the door: make a
+checkin key, list the tickets, download their PDF, scan one (201), scan it again (409
+``already_checked_in``, the one request that is no operation of its own), the figures (1 of 4
+checked in), the attendees, undo the scan; add a ticket type, cancel, Stripe's webhook, delete;
+revoke the key),
 with the document's example bodies (the seed's "Create Event" and "Purchase Tickets"; the
 purchase's idempotency key is a fresh ``{{$guid}}`` each run, so that the collection can run
 again), its query parameters (disabled until needed) and headers. Each request carries tests, as
 Postman users expect: its success status, and the fields of the answer that the rest of the
 collection relies on. Variables: ``baseUrl``, ``apiKey`` (sent as a Bearer token on organiser
-operations), and ``eventId``, ``orderId``, ``ticketTypeId`` and ``keyId``, which the creating
-requests set from their answers. The delete of an event deletes a draft its pre-request script
+operations), ``doorKey`` (the checkin key's, sent by the door's requests), and ``eventId``,
+``orderId``, ``ticketTypeId``, ``keyId``, ``ticketId``, ``ticketCode`` and ``checkInId``, which
+the requests set from their answers. The delete of an event deletes a draft its pre-request script
 creates, as the event the collection sold tickets for keeps its sales history; Give a hold back
 releases a hold its pre-request script makes (``holdId``); Stripe's webhook is posted with a
 body its pre-request script signs as Stripe does, with ``stripeWebhookSecret`` (development.ini's
@@ -33,6 +37,10 @@ from ticketing.openapi import standalone_document
 DEFAULT_OUTPUT = "postman_collection.json"
 COLLECTION_SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
 BASE_URL = "http://localhost:6543"
+#: the door's second scan of the same ticket: not an operation of its own, but the scan again
+SCAN_AGAIN = "check_in_ticket_again"
+#: operations the door's checkin key makes (``doorKey``), not the organiser's ``apiKey``
+AT_THE_DOOR = {"check_in_ticket", SCAN_AGAIN, "check_in_stats", "undo_check_in"}
 #: the order in which a run through the collection makes sense
 OPERATION_ORDER = (
     "get_health",
@@ -56,6 +64,18 @@ OPERATION_ORDER = (
     "release_hold",
     "list_orders",
     "get_order",
+    # The door: a checkin key, the buyer's tickets and their PDF, a scan (201), the same
+    # ticket again (409 already_checked_in), the figures (1 of 4 checked in), the attendee
+    # list; the scan is undone so that the order can be cancelled below.
+    "create_key",
+    "list_order_tickets",
+    "update_ticket",
+    "download_order_tickets",
+    "check_in_ticket",
+    SCAN_AGAIN,
+    "check_in_stats",
+    "list_attendees",
+    "undo_check_in",
     "create_ticket_type",
     "list_ticket_types",
     "get_ticket_type",
@@ -67,8 +87,7 @@ OPERATION_ORDER = (
     "receive_stripe_event",
     "delete_ticket_type",
     "delete_event",
-    # Last: the key it makes is revoked again, so a run leaves no key behind that works.
-    "create_key",
+    # Last: the door's key is revoked again, so a run leaves no key behind that works.
     "list_keys",
     "revoke_key",
     "delete_webhook",
@@ -94,6 +113,8 @@ def collection_from_openapi(document):
                 requests.append(
                     (operation["operationId"], _request(path, method, operation, document))
                 )
+            if operation["operationId"] == "check_in_ticket":
+                requests.append((SCAN_AGAIN, _scan_again(path, operation, document)))
     rank = _rank(OPERATION_ORDER)
     items = [request for _, request in sorted(requests, key=lambda pair: rank(pair[0]))]
     return {
@@ -119,6 +140,18 @@ def collection_from_openapi(document):
                 "value": "",
                 "description": "Set by List a webhook's deliveries (when a worker made one).",
             },
+            {
+                "key": "doorKey",
+                "value": "",
+                "description": "The checkin key's secret, set by Make an API key.",
+            },
+            {"key": "ticketId", "value": "", "description": "Set by List an order's tickets."},
+            {
+                "key": "ticketCode",
+                "value": "",
+                "description": "The first ticket's code, set by List an order's tickets.",
+            },
+            {"key": "checkInId", "value": "", "description": "Set by Check a ticket in."},
             {
                 "key": "draftEventId",
                 "value": "",
@@ -146,7 +179,9 @@ def _variable_of(segments, index, name):
     """The collection variable of a path parameter: ``{id}`` after ``events`` is ``eventId``,
     ``{ticket_type_id}`` is ``ticketTypeId``."""
     if name == "id":
-        return segments[index - 1].removesuffix("s") + "Id"  # events -> eventId, webhookId
+        # events -> eventId, webhooks -> webhookId, check-ins -> checkInId
+        first, *rest = segments[index - 1].removesuffix("s").split("-")
+        return first + "".join(word.title() for word in rest) + "Id"
     first, *rest = name.split("_")
     return first + "".join(word.title() for word in rest)
 
@@ -214,14 +249,16 @@ def _request(path, method, operation, document):
             "options": {"raw": {"language": "json"}},
         }
     if {"organiserKey": []} in operation.get("security", []):
+        key = "{{doorKey}}" if operation["operationId"] in AT_THE_DOOR else "{{apiKey}}"
         request["auth"] = {
             "type": "bearer",
-            "bearer": [{"key": "token", "value": "{{apiKey}}", "type": "string"}],
+            "bearer": [{"key": "token", "value": key, "type": "string"}],
         }
     else:
         request["auth"] = {"type": "noauth"}
     item = {"name": operation["summary"], "request": request}
     tests = _tests(operation, document["components"]["schemas"])
+    tests += FURTHER_TESTS.get(operation["operationId"], [])
     events = [{"listen": "test", "script": {"type": "text/javascript", "exec": tests}}]
     if on_a_draft:
         events.insert(0, _create_a_draft(document))
@@ -236,12 +273,81 @@ def _request(path, method, operation, document):
 
 
 def _fresh_keys(example):
-    """The example, with a new idempotency key each run: a key used again with another event
-    would be refused (422 ``idempotency_key_reused``)."""
+    """The example, with a new idempotency key each run (a key used again with another event
+    would be refused, 422 ``idempotency_key_reused``), the collection's ticket code and a new
+    nonce for each scan, and the collection's order as a ticket's proof."""
     order = example.get("order")
     if isinstance(order, dict) and "idempotency_key" in order:
         return {**example, "order": {**order, "idempotency_key": "{{$guid}}"}}
+    if "code" in example and "nonce" in example:
+        return {**example, "code": "{{ticketCode}}", "nonce": "{{$guid}}"}
+    ticket = example.get("ticket")
+    if isinstance(ticket, dict) and "order_id" in ticket:
+        return {**example, "ticket": {**ticket, "order_id": "{{orderId}}"}}
     return example
+
+
+#: checks beyond the generic ones, and the variables the door's requests set for the next
+FURTHER_TESTS = {
+    "create_key": [
+        "if (pm.response.code === 201) {",
+        '    pm.collectionVariables.set("doorKey", pm.response.json().data.secret);',
+        "}",
+    ],
+    "list_order_tickets": [
+        'pm.test("answers a ticket per ticket bought, each with its code", function () {',
+        "    const tickets = pm.response.json().data;",
+        "    pm.expect(tickets).to.have.lengthOf(2);",
+        "    pm.expect(tickets[0].code).to.match(/^[0-9A-Z]{4}(-[0-9A-Z]{4}){6}$/);",
+        '    pm.collectionVariables.set("ticketId", tickets[0].id);',
+        '    pm.collectionVariables.set("ticketCode", tickets[0].code);',
+        "});",
+    ],
+    "download_order_tickets": [
+        'pm.test("answers a PDF", function () {',
+        '    pm.expect(pm.response.headers.get("Content-Type")).to.include("application/pdf");',
+        '    pm.expect(pm.response.stream.slice(0, 5).toString()).to.equal("%PDF-");',
+        "});",
+    ],
+    "check_in_stats": [
+        # Sold: the purchase's 2 and the paid hold's 2 (the hold given back sold none).
+        'pm.test("counts 1 of the 4 tickets sold checked in", function () {',
+        "    const stats = pm.response.json().data;",
+        "    pm.expect(stats.sold).to.equal(4);",
+        "    pm.expect(stats.checked_in).to.equal(1);",
+        "});",
+    ],
+}
+
+
+def _scan_again(path, operation, document):
+    """The door scanning the same ticket a second time: 409 ``already_checked_in``, saying
+    when it was first scanned."""
+    item = _request(path, "post", operation, document)
+    item["name"] = "Check the same ticket in again (refused)"
+    item["request"]["description"] = (
+        "The same code a second time, with a new nonce: 409 `already_checked_in`, with when "
+        "and by which key the ticket was first scanned."
+    )
+    item["event"] = [
+        {
+            "listen": "test",
+            "script": {
+                "type": "text/javascript",
+                "exec": [
+                    'pm.test("answers 409", function () {',
+                    "    pm.response.to.have.status(409);",
+                    "});",
+                    'pm.test("says when and by which key it was first scanned", function () {',
+                    "    const problem = pm.response.json();",
+                    '    pm.expect(problem.code).to.equal("already_checked_in");',
+                    '    pm.expect(problem).to.include.all.keys("checked_in_at", "checked_in_by");',
+                    "});",
+                ],
+            },
+        }
+    ]
+    return item
 
 
 def _tests(operation, schemas):

@@ -150,4 +150,7 @@ def includeme(config):
     config.scan(".orders")
     config.scan(".keys")
     config.scan(".stripe_webhooks")
+    config.scan(".tickets")
+    config.scan(".checkins")
+    config.scan(".attendees")
     config.include(".docs")

@@ -362,6 +362,7 @@ def purchase_tickets(request):
         purchase_from(request),
         now=utcnow(),
         hold_for=request.registry["hold_for"],
+        ticket_codes=request.ticket_codes,
     )
     return order_answer(request, result, 201)
 
@@ -455,6 +456,7 @@ def pay_hold(request):
         fields["payment_method"],
         now=utcnow(),
         hold_for=request.registry["hold_for"],
+        ticket_codes=request.ticket_codes,
         idempotency_key=idempotency_key_from(request, fields["idempotency_key"]),
     )
     return order_answer(request, result, 200)

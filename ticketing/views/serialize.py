@@ -4,7 +4,7 @@ shapes the domain's events carry too live in ``ticketing.representations``."""
 
 import colander
 
-from ticketing.models import EventStatus, KeyScope, OrderStatus
+from ticketing.models import EventStatus, KeyScope, OrderStatus, TicketStatus
 
 # The views take the shapes from here, beside their schemas.
 from ticketing.representations import (  # noqa: F401
@@ -224,6 +224,86 @@ class KeyResource(StrictMappingSchema):
     )
 
 
+TICKET_STATUS = colander.OneOf([s.value for s in TicketStatus])
+CODE_DESCRIPTION = (
+    "The ticket's code, as on its PDF and in its QR code: 28 symbols of Crockford's base32 in "
+    "groups of four. Scanners may send it in any case, with or without spaces and hyphens."
+)
+
+
+class TicketResource(StrictMappingSchema):
+    component_name = "Ticket"
+
+    id = _id()
+    order_id = _id()
+    event_id = _id()
+    ticket_type_id = _id()
+    ticket_type = _text(example="General admission", description="The ticket type's name.")
+    attendee_name = _text(example="John Doe", description="The buyer's until changed.")
+    attendee_email = _text(example="john@example.com")
+    status = _text(
+        validator=TICKET_STATUS,
+        description="valid (admits its attendee once), void (its order was cancelled).",
+    )
+    code = _text(example="7K3Q-9XWD-M2TP-4H8C-RVB6-0ZNJ-5EGA", description=CODE_DESCRIPTION)
+    checked_in_at = _time(nullable=True)
+    created_at = _time()
+
+
+class ScannerResource(StrictMappingSchema):
+    key_id = _id(
+        nullable=True, description="The API key's id; null for a key of `ticketing.api_keys`."
+    )
+    name = _text(example="Door scanners")
+
+
+class CheckInResource(StrictMappingSchema):
+    component_name = "CheckIn"
+
+    id = _id()
+    event_id = _id()
+    ticket_id = _id()
+    order_id = _id()
+    ticket_type_id = _id()
+    ticket_type = _text(example="General admission")
+    attendee_name = _text(example="John Doe")
+    attendee_email = _text(example="john@example.com")
+    checked_in_at = _time()
+    checked_in_by = ScannerResource()
+    nonce = _text(nullable=True)
+    undone_at = _time(nullable=True, description="When the scan was undone; null if it stands.")
+
+
+class TypeCheckIns(StrictMappingSchema):
+    ticket_type_id = _id()
+    name = _text()
+    sold = _count(0, description="Valid tickets of the type.")
+    checked_in = _count(0)
+
+
+class CheckInStatsResource(StrictMappingSchema):
+    component_name = "CheckInStats"
+
+    event_id = _id()
+    sold = _count(0, description="Valid tickets (of confirmed orders).")
+    checked_in = _count(0, description="Valid tickets checked in.")
+    ticket_types = _list_of(TypeCheckIns())
+
+
+class AttendeeResource(StrictMappingSchema):
+    component_name = "Attendee"
+
+    ticket_id = _id()
+    order_id = _id()
+    ticket_type_id = _id()
+    ticket_type = _text()
+    attendee_name = _text()
+    attendee_email = _text()
+    status = _text(validator=TICKET_STATUS)
+    checked_in_at = _time(nullable=True)
+    created_at = _time()
+
+
 #: the resources the OpenAPI document describes as components (and as pages of them)
 RESOURCE_SCHEMAS = (
     EventResource(),
@@ -231,6 +311,10 @@ RESOURCE_SCHEMAS = (
     TicketTypeResource(),
     AvailabilityResource(),
     KeyResource(),
+    TicketResource(),
+    CheckInResource(),
+    CheckInStatsResource(),
+    AttendeeResource(),
 )
 
 
@@ -292,3 +376,67 @@ def key_json(key, secret=None):
     if secret is not None:
         shown["secret"] = secret
     return shown
+
+
+def ticket_json(ticket, type_name, codes):
+    return {
+        "id": str(ticket.id),
+        "order_id": str(ticket.order_id),
+        "event_id": str(ticket.event_id),
+        "ticket_type_id": str(ticket.ticket_type_id),
+        "ticket_type": type_name,
+        "attendee_name": ticket.attendee_name,
+        "attendee_email": ticket.attendee_email,
+        "status": str(ticket.status),
+        "code": codes.code_of(ticket.id),
+        "checked_in_at": timestamp(ticket.checked_in_at),
+        "created_at": timestamp(ticket.created_at),
+    }
+
+
+def check_in_json(admission):
+    check_in, ticket = admission.check_in, admission.ticket
+    return {
+        "id": str(check_in.id),
+        "event_id": str(check_in.event_id),
+        "ticket_id": str(ticket.id),
+        "order_id": str(ticket.order_id),
+        "ticket_type_id": str(ticket.ticket_type_id),
+        "ticket_type": admission.ticket_type_name,
+        "attendee_name": ticket.attendee_name,
+        "attendee_email": ticket.attendee_email,
+        "checked_in_at": timestamp(check_in.checked_in_at),
+        "checked_in_by": {
+            "key_id": None if check_in.api_key_id is None else str(check_in.api_key_id),
+            "name": check_in.key_name,
+        },
+        "nonce": check_in.nonce,
+        "undone_at": timestamp(check_in.undone_at),
+    }
+
+
+def check_in_stats_json(stats):
+    return {
+        "event_id": str(stats["event_id"]),
+        "sold": stats["sold"],
+        "checked_in": stats["checked_in"],
+        "ticket_types": [
+            {**each, "ticket_type_id": str(each["ticket_type_id"])}
+            for each in stats["ticket_types"]
+        ],
+    }
+
+
+def attendee_json(ticket, type_name):
+    """One row of an event's attendee list."""
+    return {
+        "ticket_id": str(ticket.id),
+        "order_id": str(ticket.order_id),
+        "ticket_type_id": str(ticket.ticket_type_id),
+        "ticket_type": type_name,
+        "attendee_name": ticket.attendee_name,
+        "attendee_email": ticket.attendee_email,
+        "status": str(ticket.status),
+        "checked_in_at": timestamp(ticket.checked_in_at),
+        "created_at": timestamp(ticket.created_at),
+    }

@@ -92,6 +92,7 @@ def receive_stripe_event(request):
             payment_id_of(event),
             now=utcnow(),
             hold_for=request.registry["hold_for"],
+            ticket_codes=request.ticket_codes,
         )
     except PaymentUnavailable:
         log.warning("stripe event %s (%s): payment service unavailable", event.id, event.type)

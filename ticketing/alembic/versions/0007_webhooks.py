@@ -5,7 +5,7 @@ webhooks plugin's tables: endpoints, deliveries (one per endpoint and event) and
 already fanned out to them.
 
 Revision ID: 0007_webhooks
-Revises: 0005_api_keys
+Revises: 0006_tickets
 Create Date: 2026-12-02
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from ticketing.models.types import UTCDateTime
 
 revision = "0007_webhooks"
-down_revision = "0005_api_keys"
+down_revision = "0006_tickets"
 branch_labels = None
 depends_on = None
 
