@@ -5,10 +5,12 @@ PostgreSQL admitting it exactly once."""
 import uuid
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from webtest import TestApp
 
 from ticketing import main
-from ticketing.models import CheckIn
+from ticketing.models import CheckIn, EventLogEntry
 
 from .conftest import app_settings
 from .factories import create_event, create_key, create_ticket_type
@@ -352,3 +354,24 @@ def test_a_scan_that_races_an_undo_answers_without_a_server_error(testapp, dbeng
 
     response = scan(testapp, event, ticket["code"], door, status=409)
     assert response.json["code"] == "already_checked_in"
+
+
+def test_a_scan_and_its_undo_log_their_domain_events_once(testapp, dbengine, door):
+    event = create_event(dbengine)
+    _, (ticket, _) = buy(testapp, event)
+
+    admitted = scan(testapp, event, ticket["code"], door, nonce="door-1").json["data"]
+    scan(testapp, event, ticket["code"], door, nonce="door-1")  # a retried scan: a replay
+    scan(testapp, event, ticket["code"], door, status=409)  # refused: nothing happened
+    testapp.delete(f"/api/check-ins/{admitted['id']}", headers=door, status=204)
+    testapp.delete(f"/api/check-ins/{admitted['id']}", headers=door, status=204)  # no-op
+
+    with Session(dbengine) as session:
+        logged = session.scalars(
+            select(EventLogEntry)
+            .where(EventLogEntry.type.like("checkin.%"))
+            .order_by(EventLogEntry.created_at)
+        ).all()
+    assert [entry.type for entry in logged] == ["checkin.created", "checkin.deleted"]
+    assert logged[0].data == admitted
+    assert logged[1].data["id"] == admitted["id"] and logged[1].data["undone_at"] is not None

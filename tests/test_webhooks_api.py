@@ -116,12 +116,14 @@ def test_a_disabled_webhook_delivers_nothing_again_until_enabled(testapp):
 
 
 def test_the_stripe_receiver_s_path_is_never_taken_for_a_webhook(testapp):
-    # /api/webhooks/stripe belongs to the Stripe receiver (not in this app): these routes take
-    # ids of a UUID's characters only, so nothing here answers for it.
+    # /api/webhooks/stripe belongs to the Stripe receiver: these routes take ids of a UUID's
+    # characters only, so none of them answers for it, whatever the method.
     for method in ("get", "put", "delete"):
-        answer = getattr(testapp, method)("/api/webhooks/stripe", status=404)
-        assert answer.json["code"] == "not_found"
-    assert testapp.post("/api/webhooks/stripe", status=404).json["code"] == "not_found"
+        answer = getattr(testapp, method)("/api/webhooks/stripe", status=405)
+        assert answer.json["code"] == "method_not_allowed"
+        assert answer.headers["Allow"] == "POST"
+    unsigned = testapp.post_json("/api/webhooks/stripe", {"type": "ping"}, status=400)
+    assert unsigned.json["code"] == "webhook_signature_invalid"
 
 
 # --- production mode: the SSRF guard at registration ---------------------------------------

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "AfterCommit",
     "ChangeRefused",
+    "CheckInCreated",
+    "CheckInUndone",
     "DomainEvent",
     "EventChanged",
     "EventCompleted",
@@ -155,6 +157,33 @@ class EventCompleted(AboutAnEvent):
     vetoable = False
 
 
+class AboutACheckIn(DomainEvent):
+    """About a scan at the door; ``data`` is the check-in as ``POST
+    /api/events/{id}/check-ins`` answers it (ticket, type, attendee, when and by which key)."""
+
+    @property
+    def check_in_id(self):
+        return uuid.UUID(self.data["id"])
+
+    @property
+    def ticket_id(self):
+        return uuid.UUID(self.data["ticket_id"])
+
+
+class CheckInCreated(AboutACheckIn):
+    """A ticket was scanned in (not a retried scan's replay). Refusing it turns the attendee
+    away: the ticket stays unscanned."""
+
+    type = "checkin.created"
+
+
+class CheckInUndone(AboutACheckIn):
+    """A mistaken scan was undone; the ticket admits its attendee again."""
+
+    type = "checkin.deleted"
+    vetoable = False
+
+
 #: every event class by its ``type``
 EVENT_TYPES = {
     cls.type: cls
@@ -167,6 +196,8 @@ EVENT_TYPES = {
         EventPublished,
         EventChanged,
         EventCompleted,
+        CheckInCreated,
+        CheckInUndone,
     )
 }
 #: the types written to the event log, which webhooks can subscribe to

@@ -97,3 +97,24 @@ def order_json(order):
         "cancelled_at": timestamp(order.cancelled_at),
         "refunded_at": timestamp(order.refunded_at),
     }
+
+
+def check_in_json(admission):
+    check_in, ticket = admission.check_in, admission.ticket
+    return {
+        "id": str(check_in.id),
+        "event_id": str(check_in.event_id),
+        "ticket_id": str(ticket.id),
+        "order_id": str(ticket.order_id),
+        "ticket_type_id": str(ticket.ticket_type_id),
+        "ticket_type": admission.ticket_type_name,
+        "attendee_name": ticket.attendee_name,
+        "attendee_email": ticket.attendee_email,
+        "checked_in_at": timestamp(check_in.checked_in_at),
+        "checked_in_by": {
+            "key_id": None if check_in.api_key_id is None else str(check_in.api_key_id),
+            "name": check_in.key_name,
+        },
+        "nonce": check_in.nonce,
+        "undone_at": timestamp(check_in.undone_at),
+    }

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ticketing.events import CheckInCreated, CheckInUndone
 from ticketing.models import CheckIn, Event, Ticket, TicketStatus, TicketType
+from ticketing.representations import check_in_json
 
+from . import event_log
 from .errors import (
     AlreadyCheckedIn,
     CheckInNotFound,
@@ -103,7 +106,9 @@ def _admit(dbsession, event_id, code_hash, nonce, scanner, now):
         # A scan of another code with this nonce committed between our look-up and now.
         raise NonceReused(_NONCE_REUSED) from None
     ticket, type_name = _ticket_with_type(dbsession, ticket_id)
-    return Admission(admitted, ticket, type_name)
+    admission = Admission(admitted, ticket, type_name)
+    event_log.publish(dbsession, CheckInCreated(check_in_json(admission), created_at=now))
+    return admission
 
 
 _NONCE_REUSED = "This nonce was sent with a scan of another code; send a new nonce per scan."
@@ -191,6 +196,9 @@ def undo_check_in(dbsession, check_in_id, *, now):
             .execution_options(synchronize_session=False)
         )
         dbsession.flush()
+        ticket, type_name = _ticket_with_type(dbsession, check_in.ticket_id)
+        undone = check_in_json(Admission(check_in, ticket, type_name))
+        event_log.publish(dbsession, CheckInUndone(undone, created_at=now))
     return check_in
 
 

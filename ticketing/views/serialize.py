@@ -8,6 +8,7 @@ from ticketing.models import EventStatus, KeyScope, OrderStatus, TicketStatus
 
 # The views take the shapes from here, beside their schemas.
 from ticketing.representations import (  # noqa: F401
+    check_in_json,
     event_json,
     order_json,
     ticket_type_json,
@@ -391,27 +392,6 @@ def ticket_json(ticket, type_name, codes):
         "code": codes.code_of(ticket.id),
         "checked_in_at": timestamp(ticket.checked_in_at),
         "created_at": timestamp(ticket.created_at),
-    }
-
-
-def check_in_json(admission):
-    check_in, ticket = admission.check_in, admission.ticket
-    return {
-        "id": str(check_in.id),
-        "event_id": str(check_in.event_id),
-        "ticket_id": str(ticket.id),
-        "order_id": str(ticket.order_id),
-        "ticket_type_id": str(ticket.ticket_type_id),
-        "ticket_type": admission.ticket_type_name,
-        "attendee_name": ticket.attendee_name,
-        "attendee_email": ticket.attendee_email,
-        "checked_in_at": timestamp(check_in.checked_in_at),
-        "checked_in_by": {
-            "key_id": None if check_in.api_key_id is None else str(check_in.api_key_id),
-            "name": check_in.key_name,
-        },
-        "nonce": check_in.nonce,
-        "undone_at": timestamp(check_in.undone_at),
     }
 
 
