@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -20,7 +20,12 @@ from ticketing import main
 from ticketing.events import LOGGED_TYPES
 from ticketing.interfaces import IPaymentGateway
 from ticketing.models import EventLogEntry
-from ticketing.plugins.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
+from ticketing.plugins.webhooks.models import (
+    DeliveryStatus,
+    Webhook,
+    WebhookDelivery,
+    WebhookFanout,
+)
 from ticketing.plugins.webhooks.targets import IHostResolver
 
 from .conftest import app_settings
@@ -222,12 +227,8 @@ def test_an_event_whose_fan_out_was_lost_is_delivered_by_the_sweep(dbengine, rec
     register(testapp, receiver.url)
     order = buy(lost, create_event(dbengine)).json["data"]
     assert receiver.requests == []
-    with Session(dbengine) as session, session.begin():
-        session.execute(
-            update(EventLogEntry).values(
-                created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)
-            )
-        )
+    minutes_ago(dbengine, EventLogEntry, 2)
+    minutes_ago(dbengine, Webhook, 3)  # registered before the purchase, as above
 
     testapp.app.registry["webhooks"].tasks.sweep.call_local()
 
@@ -235,6 +236,51 @@ def test_an_event_whose_fan_out_was_lost_is_delivered_by_the_sweep(dbengine, rec
     assert json.loads(request["body"])["data"]["id"] == order["id"]
     testapp.app.registry["webhooks"].tasks.sweep.call_local()
     assert len(receiver.requests) == 1
+
+
+def minutes_ago(engine, model, minutes):
+    """Move every row of ``model`` back in time, as if the test had waited."""
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(model).values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes))
+        )
+
+
+def fan_outs(engine):
+    with Session(engine) as session:
+        return session.scalar(select(func.count()).select_from(WebhookFanout))
+
+
+def test_a_sale_nobody_listens_to_owes_no_fan_out(testapp, dbengine):
+    buy(testapp, create_event(dbengine))
+
+    assert fan_outs(dbengine) == 0
+    # Nor does the sweep owe one: no webhook wants what was logged.
+    testapp.app.registry["webhooks"].tasks.sweep.call_local()
+    assert fan_outs(dbengine) == 0
+
+
+def test_a_webhook_gets_the_events_after_its_registration_not_before(dbengine, receiver):
+    testapp = app_with(dbengine, **{"webhooks.subscriptions_ttl_seconds": "3600"})
+    event = create_event(dbengine)
+    before = buy(testapp, event).json["data"]  # read: no webhook wants anything
+    register(testapp, receiver.url)
+
+    # This process still believes nobody listens: the purchase owes no job, and the sweep
+    # delivers it, once it is past the grace. The purchase before the registration never goes.
+    after = buy(testapp, event).json["data"]
+    assert receiver.requests == [] and fan_outs(dbengine) == 0
+    minutes_ago(dbengine, EventLogEntry, 2)
+    minutes_ago(dbengine, Webhook, 3)
+    with Session(dbengine) as session, session.begin():
+        session.execute(
+            update(EventLogEntry)
+            .where(EventLogEntry.data["id"].as_string() == before["id"])
+            .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=4))
+        )
+    testapp.app.registry["webhooks"].tasks.sweep.call_local()
+
+    assert [json.loads(r["body"])["data"]["id"] for r in receiver.requests] == [after["id"]]
 
 
 CERTIFICATE = Path(__file__).parent / "certs" / "hooks.example.com.pem"

@@ -15,15 +15,20 @@ public https addresses in production (:mod:`.targets`). Settings:
 - ``webhooks.secret_overlap_hours`` (24): how long a rotated-out secret keeps signing.
 - ``webhooks.ca_certs`` (the system's): a file of the authorities https endpoints' certificates
   must come from, for endpoints behind a private authority.
+- ``webhooks.subscriptions_ttl_seconds`` (2): how long a web process trusts what it read of the
+  event types webhooks want (:class:`Subscriptions`).
 """
 
 import datetime as dt
 import logging
+import threading
+import time
 
 from ticketing.events import EVENT_TYPES, LOGGED_TYPES, AfterCommit
 from ticketing.settings import as_bool, as_float, as_int
 
 from . import models  # noqa: F401  (the tables, on the app's metadata)
+from .domain import wanted_types
 from .jobs import register_tasks
 from .targets import IHostResolver, SystemResolver, TargetGuard
 
@@ -51,16 +56,49 @@ class Options:
         return TargetGuard(resolver, allow_private=self.allow_private)
 
 
+class Subscriptions:
+    """The event types some enabled webhook receives, as this process read them at most
+    ``ttl`` seconds ago: a purchase owes no job to a sale nobody listens to. A webhook registered
+    within the last ``ttl`` seconds gets its first events from the sweep (within a minute and a
+    bit) instead; if the database cannot say, every event is fanned out."""
+
+    def __init__(self, engine, ttl=2.0, clock=time.monotonic):
+        self.engine = engine
+        self.ttl = ttl
+        self.clock = clock
+        self._types = None
+        self._read_at = None
+        self._lock = threading.Lock()
+
+    def wanted(self, event_type):
+        with self._lock:
+            now = self.clock()
+            if self._read_at is None or now - self._read_at >= self.ttl:
+                self._read_at = now
+                try:
+                    with self.engine.connect() as connection:
+                        self._types = wanted_types(connection)
+                except Exception as error:
+                    log.warning("could not read the webhooks' event types (%s)", error)
+                    self._types = None
+            return self._types is None or event_type in self._types
+
+
 def includeme(config):
     registry = config.registry
     options = Options(registry, config.get_settings())
     registry["webhooks"] = options
     registry.registerUtility(SystemResolver(), IHostResolver)
     options.tasks = register_tasks(registry["jobs"], registry, options)
+    subscriptions = Subscriptions(
+        registry["dbengine"],
+        ttl=as_float(config.get_settings(), "webhooks.subscriptions_ttl_seconds", 2.0),
+    )
 
     def fan_out_after_commit(committed):
         try:
-            options.tasks.fan_out(str(committed.event.id))
+            if subscriptions.wanted(committed.event.type):
+                options.tasks.fan_out(str(committed.event.id))
         except Exception as error:
             # The event is safe in the log; the sweep finds it a minute later.
             log.warning(

@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import secrets
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 
 from ticketing.events import LOGGED_TYPES
 from ticketing.models import EventLogEntry
@@ -184,6 +184,9 @@ def fan_out(dbsession, event_id, *, now):
     if entry is None:
         return []
     dbsession.add(WebhookFanout(event_id=entry.id, created_at=now))
+    receiving = select(Webhook).where(
+        Webhook.enabled.is_(True), Webhook.created_at <= entry.created_at
+    )
     deliveries = [
         WebhookDelivery(
             webhook_id=webhook.id,
@@ -195,7 +198,7 @@ def fan_out(dbsession, event_id, *, now):
             created_at=now,
             updated_at=now,
         )
-        for webhook in dbsession.scalars(select(Webhook).where(Webhook.enabled.is_(True)))
+        for webhook in dbsession.scalars(receiving)
         if entry.type in webhook.events
     ]
     dbsession.add_all(deliveries)
@@ -294,15 +297,31 @@ def _hours(window):
     return f"{window.total_seconds() / 3600:g} h"
 
 
+def wanted_types(connection):
+    """The event types that some enabled webhook receives."""
+    wanted = set()
+    for events in connection.scalars(select(Webhook.events).where(Webhook.enabled.is_(True))):
+        wanted.update(events)
+    return wanted
+
+
 def unfanned_events(dbsession, *, now, window):
-    """Logged events of the last ``window`` that no fan-out took within the grace: their jobs
-    were lost."""
+    """Logged events of the last ``window`` that some enabled webhook registered before them
+    receives, and that no fan-out took within the grace: their jobs were lost, or never made
+    (the web process did not know of the webhook yet). Events no webhook wants need none."""
+    wanting = [
+        and_(EventLogEntry.type.in_(webhook.events), EventLogEntry.created_at >= webhook.created_at)
+        for webhook in dbsession.scalars(select(Webhook).where(Webhook.enabled.is_(True)))
+    ]
+    if not wanting:
+        return []
     return list(
         dbsession.scalars(
             select(EventLogEntry.id)
             .where(
                 EventLogEntry.created_at > now - window,
                 EventLogEntry.created_at <= now - SWEEP_GRACE,
+                or_(*wanting),
                 ~exists().where(WebhookFanout.event_id == EventLogEntry.id),
             )
             .order_by(EventLogEntry.created_at)
