@@ -29,13 +29,13 @@ def recorded_statements(engine, in_autocommit=None):
         sqlalchemy.event.remove(engine, "before_cursor_execute", record)
 
 
-def purchase(testapp, event, status):
+def purchase(testapp, event, status, key="count-me"):
     body = {
         "order": {
             "customer_email": "a@example.com",
             "customer_name": "A",
             "quantity": 1,
-            "idempotency_key": "count-me",
+            "idempotency_key": key,
         }
     }
     return testapp.post_json(f"/api/events/{event.id}/purchase", body, status=status)
@@ -44,7 +44,9 @@ def purchase(testapp, event, status):
 def test_a_new_purchase_and_its_replay_cost_a_handful_of_statements(dbengine):
     # Jobs queued, not run inline: only the request's own statements are counted.
     testapp = TestApp(main({}, **app_settings(dbengine, **{"huey.immediate": "false"})))
-    event = create_event(dbengine)
+    event, another = create_event(dbengine), create_event(dbengine)
+    with recorded_statements(dbengine) as first_of_the_process:
+        purchase(testapp, another, 201, key="the-process-s-first")
 
     in_autocommit = []
     with recorded_statements(dbengine, in_autocommit) as new_purchase:
@@ -76,3 +78,6 @@ def test_a_new_purchase_and_its_replay_cost_a_handful_of_statements(dbengine):
             "INSERT",
         ]
     assert replay == ["SELECT"]
+    # The webhooks plugin reads which event types webhooks want after a process's first
+    # purchase, then at most once every webhooks.subscriptions_ttl_seconds, not per purchase.
+    assert first_of_the_process == new_purchase + ["SELECT"]

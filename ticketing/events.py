@@ -64,9 +64,17 @@ class DomainEvent:
     logged = True
 
     def __init__(self, data, *, created_at, id=None):
+        # ``data`` may also be a function that makes it, called when it is first read: an event
+        # that nobody reads (one not logged, with no subscriber) then costs nothing to announce.
         self.id = id or uuid.uuid4()
         self.created_at = created_at
-        self.data = data
+        self._data = data
+
+    @property
+    def data(self):
+        if callable(self._data):
+            self._data = self._data()
+        return self._data
 
     def payload(self):
         """``{type, id, created_at, data}``: what a webhook receives."""

@@ -306,7 +306,9 @@ def _reserve(dbsession, purchase, now, expires_at=None):
     mark_changed(dbsession)
     order = Order(**values)
     order.items = [OrderItem(**item) for item in items]
-    event_log.announce(dbsession, OrderReserved(order_json(order), created_at=now))
+    # Made only if a subscriber reads it, before the order changes again (it is announced at
+    # once, and heard after commit as this phase commits).
+    event_log.announce(dbsession, OrderReserved(lambda: order_json(order), created_at=now))
     return order
 
 

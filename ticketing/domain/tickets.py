@@ -47,7 +47,8 @@ class TicketCodes:
 
     def code_of(self, ticket_id):
         """The code shown to the buyer, e.g. ``7K3Q-9XWD-...`` (seven groups of four)."""
-        digest = hmac.new(self._key, uuid.UUID(str(ticket_id)).bytes, hashlib.sha256).digest()
+        ticket_id = ticket_id if isinstance(ticket_id, uuid.UUID) else uuid.UUID(str(ticket_id))
+        digest = hmac.new(self._key, ticket_id.bytes, hashlib.sha256).digest()
         # 18 bytes give 29 base32 symbols; the first 28 carry 140 bits of the digest.
         symbols = base64.b32encode(digest[:18]).decode()[:_CODE_LENGTH]
         symbols = symbols.translate(_RFC4648_TO_CROCKFORD)
