@@ -19,7 +19,7 @@ from webtest import TestApp
 from ticketing import main
 from ticketing.events import LOGGED_TYPES
 from ticketing.interfaces import IPaymentGateway
-from ticketing.models import EventLogEntry
+from ticketing.models import EventLogEntry, get_engine
 from ticketing.plugins.webhooks.models import (
     DeliveryStatus,
     Webhook,
@@ -31,6 +31,7 @@ from ticketing.plugins.webhooks.targets import IHostResolver
 from .conftest import app_settings
 from .factories import create_event
 from .receivers import NamesResolver, Receiver
+from .test_purchase_concurrency import run_at_once
 
 
 @pytest.fixture
@@ -315,3 +316,36 @@ def test_an_https_endpoint_is_reached_at_the_checked_address_under_its_own_name(
     [refused] = outcomes.values()
     assert refused.status == "pending" and refused.last_status is None
     assert "hostname 'other.example.com' doesn't match 'hooks.example.com'" in refused.last_error
+
+
+def test_purchases_holding_every_pooled_connection_still_learn_what_webhooks_want(
+    pg_engine, receiver
+):
+    """The wanted event types are read after a commit, while the request still holds its
+    connection: with every connection of a small pool held so, the read must not wait for one
+    of them (it did, and the purchases hung until the pool timed out)."""
+    small = get_engine(
+        {
+            "sqlalchemy.url": pg_engine.url.render_as_string(hide_password=False),
+            "sqlalchemy.pool_size": "2",
+            "sqlalchemy.max_overflow": "0",
+            "sqlalchemy.pool_timeout": "3",
+        }
+    )
+    try:
+        testapp = TestApp(
+            main(
+                {},
+                **app_settings(
+                    small, **{"huey.immediate": "false", "webhooks.subscriptions_ttl_seconds": "0"}
+                ),
+            )
+        )
+        register(testapp, receiver.url)
+        event = create_event(pg_engine, total_tickets=100)
+
+        answers = run_at_once(8, lambda number: buy(testapp, event, status="*"))
+
+        assert [answer.status_int for answer in answers] == [201] * 8
+    finally:
+        small.dispose()

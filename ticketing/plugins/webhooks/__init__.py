@@ -24,6 +24,9 @@ import logging
 import threading
 import time
 
+import sqlalchemy
+from sqlalchemy.pool import NullPool
+
 from ticketing.events import EVENT_TYPES, LOGGED_TYPES, AfterCommit
 from ticketing.settings import as_bool, as_float, as_int
 
@@ -60,7 +63,12 @@ class Subscriptions:
     """The event types some enabled webhook receives, as this process read them at most
     ``ttl`` seconds ago: a purchase owes no job to a sale nobody listens to. A webhook registered
     within the last ``ttl`` seconds gets its first events from the sweep (within a minute and a
-    bit) instead; if the database cannot say, every event is fanned out."""
+    bit) instead; if the database cannot say, every event is fanned out.
+
+    It is asked after a commit, while the request still holds its connection, so it reads on a
+    connection of its own, made for the read and closed after it (once per ``ttl`` at most): on
+    the app's pool, requests holding every connection would each wait for one more.
+    """
 
     def __init__(self, engine, ttl=2.0, clock=time.monotonic):
         self.engine = engine
@@ -84,14 +92,22 @@ class Subscriptions:
             return self._types is None or event_type in self._types
 
 
+def _connect_args(engine):
+    # As the app's connections fail fast on a database that does not answer, so does this one.
+    if engine.dialect.name == "postgresql":
+        return {"connect_args": {"connect_timeout": 2}}
+    return {}
+
+
 def includeme(config):
     registry = config.registry
     options = Options(registry, config.get_settings())
     registry["webhooks"] = options
     registry.registerUtility(SystemResolver(), IHostResolver)
     options.tasks = register_tasks(registry["jobs"], registry, options)
+    app_engine = registry["dbengine"]
     subscriptions = Subscriptions(
-        registry["dbengine"],
+        sqlalchemy.create_engine(app_engine.url, poolclass=NullPool, **_connect_args(app_engine)),
         ttl=as_float(config.get_settings(), "webhooks.subscriptions_ttl_seconds", 2.0),
     )
 
