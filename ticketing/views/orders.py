@@ -273,6 +273,26 @@ PAY_IDEMPOTENCY_HEADER_PARAMETER = {
     "`payment.idempotency_key` (both: they must match).",
 }
 
+#: the header of an answer that replays an idempotency key's first one
+REPLAYED = {
+    "Idempotent-Replayed": {"required": True, "schema": {"type": "string", "enum": ["true"]}}
+}
+#: why tickets cannot be taken, by a purchase or a hold alike
+TAKING_TICKETS_ERRORS = (
+    IdempotencyKeyInvalid,
+    EventNotFound,
+    EventNotOnSale,
+    TicketTypeNotFound,
+    TicketTypeWrongEvent,
+    TicketTypeRequired,
+    TicketTypeNotOnSale,
+    BelowMinPerOrder,
+    AboveMaxPerOrder,
+    InsufficientTickets,
+    IdempotencyKeyReused,
+    IdempotencyKeyMismatch,
+)
+
 AWAITING_ACTION = Success(
     202,
     "The card needs 3-D Secure: the order is `awaiting_action`, held until `expires_at`. Finish "
@@ -320,29 +340,12 @@ def purchase_from(request, hold=False):
         "A replay: the order this idempotency key already bought, with "
         "`Idempotent-Replayed: true`; nothing was charged or reserved again.",
         OrderResource(),
-        headers={
-            **LOCATION,
-            "Idempotent-Replayed": {
-                "required": True,
-                "schema": {"type": "string", "enum": ["true"]},
-            },
-        },
+        headers={**LOCATION, **REPLAYED},
     ),
     raises=(
-        IdempotencyKeyInvalid,
+        *TAKING_TICKETS_ERRORS,
         PaymentDeclined,
-        EventNotFound,
-        EventNotOnSale,
-        TicketTypeNotFound,
-        TicketTypeWrongEvent,
-        TicketTypeRequired,
-        TicketTypeNotOnSale,
-        BelowMinPerOrder,
-        AboveMaxPerOrder,
-        InsufficientTickets,
         RequestInProgress,
-        IdempotencyKeyReused,
-        IdempotencyKeyMismatch,
         PaymentUnavailable,
         ChangeRefused,
     ),
@@ -381,28 +384,9 @@ def purchase_tickets(request):
         "A replay: the order this idempotency key already made, as it is now, with "
         "`Idempotent-Replayed: true`; nothing was reserved again.",
         OrderResource(),
-        headers={
-            **LOCATION,
-            "Idempotent-Replayed": {
-                "required": True,
-                "schema": {"type": "string", "enum": ["true"]},
-            },
-        },
+        headers={**LOCATION, **REPLAYED},
     ),
-    raises=(
-        IdempotencyKeyInvalid,
-        EventNotFound,
-        EventNotOnSale,
-        TicketTypeNotFound,
-        TicketTypeWrongEvent,
-        TicketTypeRequired,
-        TicketTypeNotOnSale,
-        BelowMinPerOrder,
-        AboveMaxPerOrder,
-        InsufficientTickets,
-        IdempotencyKeyReused,
-        IdempotencyKeyMismatch,
-    ),
+    raises=TAKING_TICKETS_ERRORS,
     request_headers=(IDEMPOTENCY_HEADER_PARAMETER,),
 )
 def reserve_tickets(request):
