@@ -47,20 +47,12 @@ def upgrade():
         sa.Column("checked_in_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
+        # Of one of its order's items (see ticketing.models.ticket for why not the hot rows).
         sa.ForeignKeyConstraint(
-            ["event_id"],
-            ["events.id"],
-            name=op.f("fk_tickets_event_id_events"),
-            ondelete="RESTRICT",
-        ),
-        sa.ForeignKeyConstraint(
-            ["order_id"], ["orders.id"], name=op.f("fk_tickets_order_id_orders"), ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["ticket_type_id"],
-            ["ticket_types.id"],
-            name=op.f("fk_tickets_ticket_type_id_ticket_types"),
-            ondelete="RESTRICT",
+            ["order_id", "ticket_type_id"],
+            ["order_items.order_id", "order_items.ticket_type_id"],
+            name=op.f("fk_tickets_order_id_order_items"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tickets")),
         sa.UniqueConstraint("code_hash", name="uq_tickets_code_hash"),
