@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import benchlib as b
 import sqlalchemy as sa
+from psycopg.types.json import Json
 
 MARKER_KEY = "bench-recorded-purchase-key"
 
@@ -587,10 +588,26 @@ def record_purchase_sql(ini, url, event_id):
     return recorded, uuid.UUID(response.json["data"]["id"]), uuid.UUID(event_id)
 
 
+#: array parameters of the confirming statement whose items must stay as recorded (they refer to
+#: rows that exist: the event's ticket type), or be new in every execution (unique codes)
+AS_RECORDED_ARRAYS = {"p_ticket_type_ids"}
+UNIQUE_TEXT_ARRAYS = {"p_code_hashes"}
+
+
 def pgbench_script(recorded, order_id, event_id):
     """A pgbench script of the recorded statements: the order id, the idempotency key and any
-    other new id become unique per execution; everything else stays as recorded."""
+    other new id (the tickets' among them) become unique per execution, and so do the tickets'
+    code hashes; everything else stays as recorded."""
     others = {}
+
+    def parameter(name, value):
+        if not isinstance(value, list) or name not in AS_RECORDED_ARRAYS | UNIQUE_TEXT_ARRAYS:
+            return literal(value)
+        if name in UNIQUE_TEXT_ARRAYS:
+            items = [f"md5('{name}-{n}-' || :client_id || '-' || :r)" for n in range(len(value))]
+        else:
+            items = [f"'{item}'::uuid" for item in value]
+        return "ARRAY[" + ", ".join(items) + "]"
 
     def literal(value):
         if value is None:
@@ -610,6 +627,10 @@ def pgbench_script(recorded, order_id, event_id):
             return f"to_timestamp({value.timestamp():.6f})"
         if isinstance(value, str) and value == MARKER_KEY:
             return "('k-' || :client_id || '-' || :r)"
+        if isinstance(value, Json):  # the event log's data, as psycopg was handed it
+            value = value.obj
+        if isinstance(value, list) and value and isinstance(value[0], uuid.UUID):
+            return "ARRAY[" + ", ".join(literal(item) for item in value) + "]"
         if isinstance(value, dict | list):
             value = json.dumps(value)
         return "'" + str(value).replace("'", "''") + "'"
@@ -622,7 +643,9 @@ def pgbench_script(recorded, order_id, event_id):
         statements.append(
             re.sub(
                 r"%\((\w+)\)s",
-                lambda match, parameters=parameters: literal(parameters[match.group(1)]),
+                lambda match, parameters=parameters: parameter(
+                    match.group(1), parameters[match.group(1)]
+                ),
                 " ".join(sql.split()),
             ).replace("%%", "%")
         )
