@@ -7,7 +7,9 @@ as three short transactions on the caller's transaction manager:
    (``ticketing.domain.inventory``), and insert a ``pending`` order with its items; commit;
 2. charge the order's total with an idempotency key derived from the order, outside any
    transaction;
-3. settle: mark the order ``confirmed``, or mark it ``failed`` and give the tickets back; commit.
+3. settle: mark the order ``confirmed``, issuing its tickets (``ticketing.domain.tickets``) and
+   logging ``order.confirmed`` (``ticketing.events``), or mark it ``failed`` and give the
+   tickets back; commit.
    When the gateway needs the buyer to authenticate first (3-D Secure), the order waits in
    ``awaiting_action`` instead, held until ``expires_at``, and the gateway's webhook settles it
    (``ticketing.domain.payments_async``).
