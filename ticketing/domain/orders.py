@@ -361,16 +361,22 @@ ORDER BY taken.line"""
     )
 
 
+def charge_order(gateway, order, payment_method):
+    """Charge ``order``'s total under its charge idempotency key. The metadata names the order:
+    the gateway's webhooks are matched back to it by ``order_id``."""
+    return gateway.charge(
+        order.total_amount_cents,
+        order.currency,
+        order.charge_idempotency_key,
+        description=f"{order.quantity} ticket(s), order {order.id}",
+        metadata={"order_id": str(order.id), "event_id": str(order.event_id)},
+        payment_method=payment_method,
+    )
+
+
 def _pay(dbsession, tm, gateway, ticket_codes, order, purchase, now, hold_for):
     try:
-        charge = gateway.charge(
-            order.total_amount_cents,
-            order.currency,
-            order.charge_idempotency_key,
-            description=f"{order.quantity} ticket(s), order {order.id}",
-            metadata={"order_id": str(order.id), "event_id": str(order.event_id)},
-            payment_method=purchase.payment_method,
-        )
+        charge = charge_order(gateway, order, purchase.payment_method)
     except PaymentDeclined as declined:
         _fail_and_commit(dbsession, tm, order, "payment_declined", now, keep_key=True)
         declined.extra.setdefault("order_id", str(order.id))

@@ -188,14 +188,7 @@ def _start_attempt(dbsession, tm, order_id, idempotency_key=None, *, now):
 
 def _charge(dbsession, tm, gateway, order, payment_method, *, now, hold_for, ticket_codes):
     try:
-        payment = gateway.charge(
-            order.total_amount_cents,
-            order.currency,
-            order.charge_idempotency_key,
-            description=f"{order.quantity} ticket(s), order {order.id}",
-            metadata={"order_id": str(order.id), "event_id": str(order.event_id)},
-            payment_method=payment_method,
-        )
+        payment = orders.charge_order(gateway, order, payment_method)
     except PaymentDeclined as declined:
         back_to_hold(dbsession, order.id, "payment_declined", now=now)
         _commit(tm)
@@ -276,7 +269,8 @@ def settle_payment(dbsession, tm, gateway, payment, *, now, hold_for, ticket_cod
 
 
 def _order_id_of(payment):
-    """The order a payment is for, from the metadata we gave it; None for one not ours."""
+    """The order a payment is for, from the metadata ``orders.charge_order`` gave it; None for
+    one not ours."""
     try:
         return uuid.UUID((payment.metadata or {}).get("order_id") or "")
     except ValueError:
