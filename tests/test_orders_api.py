@@ -85,6 +85,28 @@ def test_same_key_same_request_replays_the_order(testapp, dbengine, gateway, eve
     assert_books_balance(dbengine, gateway)
 
 
+@pytest.mark.parametrize(
+    "since",
+    [
+        {"available_tickets": 0},
+        {"status": EventStatus.COMPLETED},
+        {"date": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)},
+    ],
+    ids=["sold out", "completed", "past"],
+)
+def test_a_retry_replays_its_order_though_the_event_no_longer_sells(
+    testapp, dbengine, gateway, event, since
+):
+    # The key is read only once the reservation is refused: a retry must still find its order
+    # when the refusal is the event's, not the key's.
+    first = purchase(testapp, event)
+    set_event(dbengine, event.id, **since)
+    again = purchase(testapp, event, status=200)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json["data"] == first.json["data"]
+    assert [call[0] for call in gateway.calls] == ["charge"]
+
+
 def test_the_key_may_come_in_the_idempotency_key_header(testapp, dbengine, gateway, event):
     headers = {"Idempotency-Key": "header-key-1"}
     first = purchase(testapp, event, idempotency_key=None, headers=headers)
