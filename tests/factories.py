@@ -9,11 +9,13 @@ from sqlalchemy.orm import Session
 from ticketing.domain import api_keys, tickets
 from ticketing.domain.tickets import TicketCodes
 from ticketing.models import (
+    HOLDING_STATUSES,
     Event,
     EventStatus,
     Order,
     OrderItem,
     OrderStatus,
+    PromoCode,
     Ticket,
     TicketStatus,
     TicketType,
@@ -165,8 +167,11 @@ def assert_books_balance(engine, gateway):
     every event, available +
     confirmed quantities = total and nothing is below zero; for every ticket type, its sold
     count is its confirmed items' quantities and within its capacity, and the event's types
-    together sold what the event did; every order's items add up to its quantity and total; the
-    gateway keeps exactly one charge per confirmed order and none for anything else."""
+    together sold what the event did; every order's items add up to its quantity, its discount
+    and its total (what was paid: the items' list prices less their discounts); the gateway
+    keeps exactly one charge per confirmed order that costs something, of that order's total,
+    and none for anything else; every promo code's uses are the orders holding one
+    (:func:`assert_promo_uses`)."""
     with Session(engine) as session:
         pending = session.scalar(
             select(func.count()).select_from(Order).where(Order.status == OrderStatus.PENDING)
@@ -190,13 +195,53 @@ def assert_books_balance(engine, gateway):
             assert available + (sold or 0) == total, (
                 f"event {event_id}: {available} available + {sold or 0} sold != {total}"
             )
-        references = list(
-            session.scalars(
-                select(Order.payment_reference).where(Order.status == OrderStatus.CONFIRMED)
-            )
+        assert_promo_uses(session)
+        charged = confirmed_charges(session)
+    assert_charges_kept(gateway.kept_charges(), charged)
+
+
+def confirmed_charges(session):
+    """{payment reference: total} of the confirmed orders that cost something; those that cost
+    nothing must have no payment at all."""
+    rows = session.execute(
+        select(Order.id, Order.payment_reference, Order.total_amount_cents).where(
+            Order.status == OrderStatus.CONFIRMED
         )
-    kept = sorted(charge.id for charge in gateway.kept_charges())
-    assert kept == sorted(references), f"kept charges {kept} != confirmed orders {references}"
+    ).all()
+    free = [(order_id, ref) for order_id, ref, total in rows if total == 0 and ref is not None]
+    assert not free, f"orders that cost nothing have a payment: {free}"
+    paid = [(ref, total) for _, ref, total in rows if total > 0]
+    assert None not in {ref for ref, _ in paid}, "a confirmed order without its payment"
+    assert len({ref for ref, _ in paid}) == len(paid), "two confirmed orders share a payment"
+    return dict(paid)
+
+
+def assert_charges_kept(kept, charged):
+    """The gateway keeps one charge per confirmed order that costs something (``charged``, from
+    :func:`confirmed_charges`), of exactly what the order's buyer pays, and nothing else."""
+    kept = {charge.id: charge.amount_cents for charge in kept}
+    assert sorted(kept) == sorted(charged), f"kept charges {kept} != confirmed orders {charged}"
+    assert kept == charged, f"charged {kept} != the confirmed orders' totals {charged}"
+
+
+def assert_promo_uses(session):
+    """Every promo code's ``uses`` is the number of orders holding one of its uses (reserved,
+    pending, awaiting the buyer or confirmed), and never above its ``max_uses``."""
+    holding = dict(
+        session.execute(
+            select(Order.promo_code_id, func.count())
+            .where(
+                Order.promo_code_id.is_not(None),
+                Order.status.in_((*HOLDING_STATUSES, OrderStatus.CONFIRMED)),
+            )
+            .group_by(Order.promo_code_id)
+        ).all()
+    )
+    for code_id, uses, max_uses in session.execute(
+        select(PromoCode.id, PromoCode.uses, PromoCode.max_uses)
+    ):
+        assert uses == holding.get(code_id, 0), f"code {code_id}: {uses} uses != {holding}"
+        assert max_uses is None or uses <= max_uses, f"code {code_id} is used beyond max_uses"
 
 
 def _assert_types_balance(session):
@@ -227,14 +272,16 @@ def _assert_types_balance(session):
             Order.id,
             Order.quantity,
             Order.total_amount_cents,
+            Order.discount_cents,
             func.sum(OrderItem.quantity),
-            func.sum(OrderItem.subtotal_cents),
+            func.sum(OrderItem.subtotal_cents - OrderItem.discount_cents),
+            func.sum(OrderItem.discount_cents),
         )
         .join(OrderItem, OrderItem.order_id == Order.id)
-        .group_by(Order.id, Order.quantity, Order.total_amount_cents)
+        .group_by(Order.id, Order.quantity, Order.total_amount_cents, Order.discount_cents)
     ).all()
-    for order_id, quantity, total, items_quantity, items_total in orders:
-        assert (quantity, total) == (items_quantity, items_total), f"order {order_id}'s items"
+    for order_id, quantity, total, discount, *items in orders:
+        assert (quantity, total, discount) == tuple(items), f"order {order_id}'s items"
 
 
 def assert_tickets_issued_once(session):

@@ -25,7 +25,13 @@ from ticketing.models import (
 )
 
 from .conftest import WEBHOOK_SECRET
-from .factories import assert_tickets_issued_once, load_order
+from .factories import (
+    assert_charges_kept,
+    assert_promo_uses,
+    assert_tickets_issued_once,
+    confirmed_charges,
+    load_order,
+)
 
 THREE_D_SECURE = "pm_card_threeDSecureRequired"
 
@@ -102,7 +108,8 @@ class FakeStripeLedger:
             charge = self.fake.charges.get(intent.get("latest_charge") or "")
             if intent["status"] == "succeeded" and charge and not charge["refunded"]:
                 kept.append(intent)
-        return [collections.namedtuple("Kept", "id")(intent["id"]) for intent in kept]
+        kept_charge = collections.namedtuple("Kept", "id amount_cents")
+        return [kept_charge(intent["id"], intent["amount"]) for intent in kept]
 
 
 def assert_books(engine, ledger):
@@ -114,8 +121,11 @@ def assert_books(engine, ledger):
       remaining + held + sold = capacity), and the API's held and sold are those;
     - the tickets: one valid per unit of a confirmed order, void for a cancelled one that had
       been confirmed, none for any other;
-    - the gateway keeps exactly one charge per confirmed order (its payment_reference) and none
-      for any other order.
+    - the gateway keeps exactly one charge per confirmed order that costs something (its
+      payment_reference), of what the order's buyer pays, and none for any other order (one that
+      costs nothing has no payment);
+    - every promo code's uses are the orders holding one (reserved, pending, awaiting the buyer,
+      confirmed), within its max_uses.
     """
     with Session(engine) as session:
         assert_tickets_issued_once(session)
@@ -143,15 +153,9 @@ def assert_books(engine, ledger):
                     assert own_remaining >= 0, f"type {ticket_type.id} is oversold"
                     assert own_remaining + type_held + type_sold == ticket_type.capacity
                     assert row["available"] <= own_remaining
-        confirmed = list(
-            session.scalars(
-                select(Order.payment_reference).where(Order.status == OrderStatus.CONFIRMED)
-            )
-        )
-    assert None not in confirmed, "a confirmed order without its payment"
-    assert len(set(confirmed)) == len(confirmed), "two confirmed orders share a payment"
-    kept = sorted(charge.id for charge in ledger.kept_charges())
-    assert kept == sorted(confirmed), f"kept charges {kept} != confirmed orders' {confirmed}"
+        assert_promo_uses(session)
+        charged = confirmed_charges(session)
+    assert_charges_kept(ledger.kept_charges(), charged)
 
 
 def _quantity(session, event_id, statuses):

@@ -33,7 +33,6 @@ def test_upgrading_keeps_every_order_and_adds_the_new_states(fresh_engine):
 
     assert statuses(fresh_engine) == before
     with fresh_engine.begin() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         attempts = set(connection.scalars(sa.text("SELECT payment_attempt FROM orders")))
         holds = connection.scalar(
             sa.text("SELECT count(*) FROM orders WHERE expires_at IS NOT NULL")
@@ -43,6 +42,10 @@ def test_upgrading_keeps_every_order_and_adds_the_new_states(fresh_engine):
             sa.text("UPDATE orders SET status = 'reserved' WHERE status = 'pending'")
         )
         assert "stripe_events" in sa.inspect(connection).get_table_names()
+    # The later revisions on top of it: the schema is the models' (0008 is no longer the head).
+    migrate(fresh_engine, "head")
+    with fresh_engine.begin() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
 
 def test_the_downgrade_is_refused_while_a_hold_exists_and_lossless_otherwise(fresh_engine):

@@ -117,3 +117,23 @@ def test_rate_limits_can_be_switched_off(dbengine):
     for _ in range(3):
         response = testapp.get("/api/events", status=200)
     assert "RateLimit" not in response.headers
+
+
+def test_guessing_promo_codes_counts_against_the_purchase_limit(pg_engine):
+    testapp = limited_app(pg_engine)
+    event = create_event(pg_engine, total_tickets=100)
+    types_path = f"/api/events/{event.id}/ticket-types"
+
+    guesses = [
+        testapp.get(types_path, {"promo_code": f"GUESS{n}"}, status="*").status_int
+        for n in range(10)
+    ]
+
+    assert guesses == [400] * 10
+    assert testapp.get(types_path, {"promo_code": "ONE-MORE"}, status=429).json["code"] == (
+        "rate_limited"
+    )
+    hold = {"order": {"customer_email": "a@example.com", "customer_name": "A", "quantity": 1}}
+    testapp.post_json(f"/api/events/{event.id}/orders", hold, status=429)
+    buy(testapp, event, 11, status=429)
+    testapp.get(types_path, status=200)  # without a code: the general limit only

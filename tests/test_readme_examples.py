@@ -99,3 +99,28 @@ def test_the_readme_hold_examples_work_as_written(tmp_path):
 
         status, body = run_curl(release, base, found)
         assert (status, body["data"]["status"]) == ("200", "cancelled")
+
+
+def test_the_readme_promo_code_examples_work_as_written(tmp_path):
+    create, publish = readme_examples()[:2]
+    add_code, list_types, purchase = section_examples("Promo codes")
+    found = {}
+    with live_server(tmp_path) as base:
+        status, body = run_curl(create, base, found)
+        found["event_id"] = body["data"]["id"]
+        assert run_curl(publish, base, found)[0] == "200"
+
+        status, body = run_curl(add_code, base, found)
+        assert (status, body["data"]["code"], body["data"]["uses"]) == ("201", "PARTNER20", 0)
+
+        status, body = run_curl(list_types, base, found)
+        assert status == "200"
+        assert [(t["price"], t["discounted_price"]) for t in body["data"]] == [("50.00", "40.00")]
+
+        status, body = run_curl(purchase, base, found)
+        order = body["data"]
+        assert (status, order["status"], order["promo_code"]) == ("201", "confirmed", "PARTNER20")
+        assert (order["total_amount"], order["discount_total"]) == ("80.00", "20.00")
+        assert [(i["subtotal"], i["discount"], i["paid"]) for i in order["items"]] == [
+            ("100.00", "20.00", "80.00")
+        ]

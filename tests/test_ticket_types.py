@@ -684,6 +684,7 @@ def test_the_sales_summary_breaks_sales_down_by_type(testapp, dbsession):
             "available": 97,
             "revenue": "50.00",
             "refunded": "150.00",
+            "discounts": "0.00",
         },
         {
             "name": "VIP",
@@ -693,5 +694,6 @@ def test_the_sales_summary_breaks_sales_down_by_type(testapp, dbsession):
             "available": 18,
             "revenue": "240.00",
             "refunded": "0.00",
+            "discounts": "0.00",
         },
     ]

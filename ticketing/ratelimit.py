@@ -1,7 +1,9 @@
 """Rate limits per client, on the ``limits`` library's moving window.
 
 Every request under ``/api`` but the health check counts against the general limit; a purchase
-also counts against the purchase limit. Counts live in ``ratelimit.storage_url`` (``memory://``
+also counts against the purchase limit, and so does every request that may carry a promo code
+(a hold, a hold's payment, a listing of ticket types with ``?promo_code=``), so that guessing
+codes is limited per client as buying is. Counts live in ``ratelimit.storage_url`` (``memory://``
 for one process, ``redis://...`` so that every process and host shares them). Responses carry
 the IETF RateLimit draft headers of the tightest policy, and a request over a limit gets 429 with
 ``Retry-After``. If the storage cannot be reached the API keeps serving: limits fail open, the
@@ -26,6 +28,11 @@ from ticketing.views.problems import problem
 log = logging.getLogger(__name__)
 
 PURCHASE_PATH = re.compile(r"^/api/events/[^/]+/purchase/?$")
+#: POSTs that take tickets or pay for them, and may carry a promo code: counted as purchases
+PURCHASE_LIKE_PATHS = re.compile(r"^/api/(events/[^/]+/(purchase|orders)|orders/[^/]+/pay)/?$")
+TICKET_TYPES_PATH = re.compile(r"^/api/events/[^/]+/ticket-types/?$")
+#: a query string naming a promo code (read raw: the tween parses no query)
+PROMO_CODE_QUERY = re.compile(r"(^|&)promo_code=")
 EXEMPT_PATHS = frozenset({"/api/health"})
 STORAGE_TIMEOUT_SECONDS = 0.5
 #: while the storage is down, how long requests go unlimited before one tries it again
@@ -80,7 +87,11 @@ class RateLimiter:
     def policies_for(self, request):
         if request.path in EXEMPT_PATHS or not request.path.startswith("/api/"):
             return []
-        if request.method == "POST" and PURCHASE_PATH.match(request.path):
+        if request.method == "POST" and PURCHASE_LIKE_PATHS.match(request.path):
+            return [self.general, self.purchase]
+        if TICKET_TYPES_PATH.match(request.path) and PROMO_CODE_QUERY.search(
+            request.environ.get("QUERY_STRING", "")
+        ):
             return [self.general, self.purchase]
         return [self.general]
 

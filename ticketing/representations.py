@@ -42,7 +42,8 @@ def event_json(event, *, now, include_hidden):
     }
 
 
-def ticket_type_json(ticket_type, event, *, now):
+def ticket_type_json(ticket_type, event, *, now, unlocked=False):
+    """``unlocked``: shown to a buyer whose promo code unlocks it, on sale though hidden."""
     return {
         "id": str(ticket_type.id),
         "event_id": str(ticket_type.event_id),
@@ -54,7 +55,7 @@ def ticket_type_json(ticket_type, event, *, now):
         "available": ticket_type.available_within(event.available_tickets),
         "sales_start": timestamp(ticket_type.sales_start),
         "sales_end": timestamp(ticket_type.sales_end),
-        "on_sale": ticket_type.on_sale_at(now),
+        "on_sale": ticket_type.on_sale_at(now, hidden_too=unlocked),
         "min_per_order": ticket_type.min_per_order,
         "max_per_order": ticket_type.max_per_order,
         "hidden": ticket_type.hidden,
@@ -83,9 +84,13 @@ def order_json(order):
                 "quantity": item.quantity,
                 "unit_price": money(item.unit_price_cents),
                 "subtotal": money(item.subtotal_cents),
+                "discount": money(item.discount_cents),
+                "paid": money(item.subtotal_cents - item.discount_cents),
             }
             for item in order.items
         ],
+        "discount_total": money(order.discount_cents),
+        "promo_code": order.promo_code,
         "currency": order.currency,
         "status": str(order.status),
         "payment_reference": order.payment_reference,

@@ -287,3 +287,58 @@ class ChangeRefused(InvalidRequest):
 
     code = "change_refused"
     title = "The change was refused"
+
+
+class PromoCodeInvalid(BadRequest):
+    """An unknown code and a disabled one get this same answer, so that codes cannot be probed
+    for ones that exist."""
+
+    code = "promo_code_invalid"
+    title = "The promo code is not valid"
+
+
+class PromoCodeExpired(Conflict):
+    code = "promo_code_expired"
+    title = "The promo code is not valid at this time"
+
+
+class PromoCodeExhausted(Conflict):
+    code = "promo_code_exhausted"
+    title = "The promo code is used up"
+
+
+class PromoCodeNotApplicable(BadRequest):
+    code = "promo_code_not_applicable"
+    title = "The promo code does not apply to these tickets"
+
+
+class PromoCodeAlreadyApplied(Conflict):
+    code = "promo_code_already_applied"
+    title = "The order has another promo code already"
+
+
+class PromoCodeNotFound(NotFound):
+    code = "promo_code_not_found"
+    title = "Promo code not found"
+
+
+class PromoCodeTaken(Conflict):
+    code = "promo_code_taken"
+    title = "The event has a promo code with this text already"
+
+
+class PromoCodeUsed(Conflict):
+    code = "promo_code_used"
+    title = "A promo code that was used cannot be deleted; disable it instead"
+
+
+class MaxUsesBelowUses(Conflict):
+    code = "max_uses_below_uses"
+    title = "max_uses cannot be lower than the uses orders hold"
+
+
+class InvalidPromoCode(BadRequest):
+    """The code's fields contradict each other or its event (a type of another event, say)."""
+
+    code = "invalid_promo_code"
+    title = "The promo code's fields contradict each other"

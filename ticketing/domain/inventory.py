@@ -19,6 +19,7 @@ from zope.sqlalchemy import mark_changed
 
 from ticketing.models import Event, EventStatus, OrderItem, TicketType
 
+from . import promo_codes
 from .errors import (
     AboveMaxPerOrder,
     BelowMinPerOrder,
@@ -48,6 +49,8 @@ class TakenItem:
     name: str
     quantity: int
     unit_price_cents: int
+    #: a promo code's discount of each of the item's tickets
+    unit_discount_cents: int = 0
 
 
 def total_quantity(items):
@@ -65,6 +68,11 @@ def total_quantity(items):
 #: ``verdict`` (event_id, currency, unit_price_cents, total_amount_cents) and ``taken`` (one row
 #: per item) are for the caller's INSERTs, which must read ``verdict`` so that they insert
 #: nothing when it is empty. One statement, so on its own it is all or nothing.
+#:
+#: With a promo code (:func:`take_tickets_ctes` ``with_code``) the types it unlocks may be
+#: taken though hidden, ``taken`` has each item's discount, the code's use is taken after the
+#: rows above are locked (``code_taken``, ``ticketing.domain.promo_codes``), ``verdict`` has a
+#: row only if it was, and its total is after the discount (``discount_cents`` beside it).
 _TAKE_TICKETS = """
 wanted AS ({wanted}),
 event AS MATERIALIZED (
@@ -75,20 +83,20 @@ event AS MATERIALIZED (
 ),
 taken AS MATERIALIZED (
     SELECT types.id AS ticket_type_id, CAST(wanted.line AS integer) AS line, types.name,
-           wanted.quantity, types.price_cents AS unit_price_cents
+           wanted.quantity, types.price_cents AS unit_price_cents{taken_columns}
     FROM ticket_types AS types JOIN wanted ON wanted.ticket_type_id = types.id
-    WHERE types.event_id = (SELECT event.id FROM event) AND {on_sale}
+    WHERE types.event_id = (SELECT event.id FROM event) AND {taken_on_sale}
       AND wanted.quantity BETWEEN types.min_per_order AND types.max_per_order
       AND (types.capacity IS NULL OR types.capacity - types.sold >= wanted.quantity)
     ORDER BY types.id
     FOR UPDATE OF types
-),
+),{code_taken}
 verdict AS (
     SELECT event.id AS event_id, event.currency,
            CASE WHEN min(taken.unit_price_cents) = max(taken.unit_price_cents)
                 THEN min(taken.unit_price_cents) END AS unit_price_cents,
-           sum(taken.unit_price_cents * taken.quantity) AS total_amount_cents
-    FROM event CROSS JOIN taken
+           {totals}
+    FROM event CROSS JOIN taken{code_join}
     GROUP BY event.id, event.currency
     HAVING count(*) = :p_item_count
 ),
@@ -121,11 +129,37 @@ _ON_SALE = """NOT types.hidden
       AND (types.sales_end IS NULL OR :p_now < types.sales_end)"""
 
 
-def take_tickets_ctes(only_type):
+#: the discounted total, and the discount, of ``verdict`` with a promo code
+_DISCOUNTED_TOTALS = """sum((taken.unit_price_cents - taken.unit_discount_cents) * taken.quantity)
+               AS total_amount_cents,
+           sum(taken.unit_discount_cents * taken.quantity) AS discount_cents"""
+
+
+def take_tickets_ctes(only_type, with_code=False):
     """The SQL of :data:`_TAKE_TICKETS` (without the leading ``WITH``) for items that name their
-    types, or, with ``only_type``, for one item of the event's only type on sale."""
+    types, or, with ``only_type``, for one item of the event's only type on sale; ``with_code``:
+    applying a promo code and taking its use (the parameters of
+    :meth:`~ticketing.domain.promo_codes.AppliedCode.taking_parameters` too)."""
     wanted = (_ONLY_TYPE_ON_SALE if only_type else _NAMED_TYPES).format(on_sale=_ON_SALE)
-    return _TAKE_TICKETS.format(wanted=wanted, on_sale=_ON_SALE)
+    if not with_code:
+        return _TAKE_TICKETS.format(
+            wanted=wanted,
+            taken_columns="",
+            taken_on_sale=_ON_SALE,
+            code_taken="",
+            totals="sum(taken.unit_price_cents * taken.quantity) AS total_amount_cents",
+            code_join="",
+        )
+    return _TAKE_TICKETS.format(
+        wanted=wanted,
+        taken_columns=promo_codes.TAKEN_COLUMNS_SQL,
+        taken_on_sale=_ON_SALE.replace(
+            "NOT types.hidden", f"(NOT types.hidden OR {promo_codes.UNLOCKED_SQL})"
+        ),
+        code_taken=promo_codes.TAKE_USE_CTE,
+        totals=_DISCOUNTED_TOTALS,
+        code_join=" CROSS JOIN code_taken",
+    )
 
 
 def take_tickets_parameters(event_id, items, now):
@@ -142,11 +176,12 @@ def take_tickets_parameters(event_id, items, now):
     return parameters
 
 
-def take_tickets_in_turn(dbsession, event_id, items, *, now):
+def take_tickets_in_turn(dbsession, event_id, items, *, now, unlocked=None):
     """Take the tickets statement by statement, for databases that cannot put an UPDATE in a
     CTE (SQLite); return (currency, [TakenItem]), or None when they cannot all be taken. Call it
     in a transaction and abort that after a None: a refusal half-way leaves writes that only the
-    abort undoes (then :func:`refuse` says why)."""
+    abort undoes (then :func:`refuse` says why). ``unlocked(ticket_type_id)``: whether a hidden
+    type may be taken (a promo code unlocks it)."""
     if items[0].ticket_type_id is None:
         only = _only_type_on_sale(dbsession, event_id, now)
         if only is None:
@@ -171,7 +206,7 @@ def take_tickets_in_turn(dbsession, event_id, items, *, now):
     taken = []
     for line, item in sorted(enumerate(items, start=1), key=lambda pair: pair[1].ticket_type_id):
         row = dbsession.execute(
-            _take_of_type(),
+            _take_of_type(hidden_too=bool(unlocked and unlocked(item.ticket_type_id))),
             {
                 "p_id": item.ticket_type_id,
                 "p_event_id": event_id,
@@ -187,7 +222,7 @@ def take_tickets_in_turn(dbsession, event_id, items, *, now):
 
 
 @functools.cache
-def _take_of_type():
+def _take_of_type(hidden_too=False):
     types = TicketType.__table__
     now = bindparam("p_now", type_=types.c.updated_at.type)
     quantity = bindparam("p_quantity", type_=types.c.sold.type)
@@ -196,7 +231,7 @@ def _take_of_type():
         .where(
             types.c.id == bindparam("p_id", type_=types.c.id.type),
             types.c.event_id == bindparam("p_event_id", type_=types.c.event_id.type),
-            *_on_sale(types, now),
+            *(_in_sales_window(types, now) if hidden_too else _on_sale(types, now)),
             types.c.min_per_order <= quantity,
             types.c.max_per_order >= quantity,
             (types.c.capacity.is_(None)) | (types.c.capacity - types.c.sold >= quantity),
@@ -207,8 +242,11 @@ def _take_of_type():
 
 
 def _on_sale(types, now):
+    return (types.c.hidden.is_(False), *_in_sales_window(types, now))
+
+
+def _in_sales_window(types, now):
     return (
-        types.c.hidden.is_(False),
         types.c.sales_start.is_(None) | (types.c.sales_start <= now),
         types.c.sales_end.is_(None) | (types.c.sales_end > now),
     )
@@ -224,8 +262,9 @@ def _only_type_on_sale(dbsession, event_id, now):
     return on_sale[0] if len(on_sale) == 1 else None
 
 
-def refuse(dbsession, event_id, items, *, now):
-    """Raise why ``items`` could not be taken; only a refusal pays for these queries."""
+def refuse(dbsession, event_id, items, *, now, unlocked=None):
+    """Raise why ``items`` could not be taken; only a refusal pays for these queries.
+    ``unlocked`` as for :func:`take_tickets_in_turn`."""
     event = dbsession.get(Event, event_id, populate_existing=True)
     if event is None:
         raise EventNotFound(f"No event has the id {event_id}.")
@@ -254,7 +293,7 @@ def refuse(dbsession, event_id, items, *, now):
             raise TicketTypeNotOnSale("None of the event's ticket types is on sale now.")
         items = [Item(on_sale[0].id, items[0].quantity)]
     for item in items:
-        _refuse_item(dbsession, event, types.get(item.ticket_type_id), item, now)
+        _refuse_item(dbsession, event, types.get(item.ticket_type_id), item, now, unlocked)
     wanted = total_quantity(items)
     if event.available_tickets < wanted:
         raise InsufficientTickets(
@@ -265,8 +304,9 @@ def refuse(dbsession, event_id, items, *, now):
     raise InsufficientTickets("The tickets were taken meanwhile; try again.")
 
 
-def _refuse_item(dbsession, event, ticket_type, item, now):
-    if ticket_type is None or ticket_type.hidden:
+def _refuse_item(dbsession, event, ticket_type, item, now, unlocked):
+    unlocked = bool(ticket_type and unlocked and unlocked(ticket_type.id))
+    if ticket_type is None or (ticket_type.hidden and not unlocked):
         other_event = dbsession.scalar(
             select(TicketType.event_id).where(
                 TicketType.id == item.ticket_type_id, TicketType.hidden.is_(False)
@@ -282,7 +322,7 @@ def _refuse_item(dbsession, event, ticket_type, item, now):
             ticket_type_id=str(item.ticket_type_id),
         )
     named = {"ticket_type_id": str(ticket_type.id)}
-    if not ticket_type.on_sale_at(now):
+    if not ticket_type.on_sale_at(now, hidden_too=unlocked):
         raise TicketTypeNotOnSale(
             f"{ticket_type.name} is on sale from {_when(ticket_type.sales_start)} until "
             f"{_when(ticket_type.sales_end)}.",
@@ -317,7 +357,7 @@ def _when(moment):
 
 def release_order(dbsession, event_id, order_id, quantity, *, now):
     """Give back the tickets of a failed or cancelled order: each item's to its type, all of
-    them to the event (whose row is locked first, as everywhere)."""
+    them to the event (whose row is locked first, as everywhere), and its promo code's use."""
     dbsession.execute(
         update(Event)
         .where(Event.id == event_id)
@@ -337,13 +377,15 @@ def release_order(dbsession, event_id, order_id, quantity, *, now):
         .values(sold=TicketType.sold - of_order.scalar_subquery(), updated_at=now)
         .execution_options(synchronize_session=False)
     )
+    promo_codes.give_back_use(dbsession, order_id)
 
 
 def retake_order(dbsession, event_id, order_id, quantity, *, now):
     """Take again the tickets an order gave back (a hold that expired, whose buyer or money
-    came back after all): every item's in its type and all of them in the event, or nothing;
-    False when they are no longer all there, or the event has taken place. Locks the event's
-    row, then its types' in id order, as everywhere."""
+    came back after all): every item's in its type and all of them in the event, and its promo
+    code's use, or nothing; False when they are no longer all there (the code used up), or the
+    event has taken place. Locks the event's row, then its types' in id order, then the code's,
+    as everywhere."""
     event = dbsession.execute(
         select(Event.available_tickets, Event.date).where(Event.id == event_id).with_for_update()
     ).one()
@@ -368,6 +410,8 @@ def retake_order(dbsession, event_id, order_id, quantity, *, now):
             and ticket_type.capacity - ticket_type.sold < item.quantity
         ):
             return False
+    if not promo_codes.retake_use(dbsession, order_id, now=now):
+        return False
     dbsession.execute(
         update(Event)
         .where(Event.id == event_id)

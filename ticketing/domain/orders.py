@@ -17,6 +17,11 @@ as three short transactions on the caller's transaction manager:
 A hold (``ticketing.domain.holds``) is the first phase alone: the order is ``reserved`` until it
 is paid (``ticketing.domain.payments_async.pay_hold``) or expires.
 
+A purchase or a hold may name a promo code (``ticketing.domain.promo_codes``): it is looked up
+first, and its use is taken in the reserving phase, with the tickets; each item records its
+discount, and the order's total is what is charged. An order that costs nothing is confirmed
+without any payment (:data:`NO_PAYMENT`).
+
 On PostgreSQL, reserving and confirming are one statement each, which the server commits as it
 completes (:func:`_single_statement_phase`).
 
@@ -52,7 +57,7 @@ from ticketing.money import format_money
 from ticketing.pagination import paginate
 from ticketing.representations import order_json
 
-from . import event_log, events, inventory, outbox, tickets
+from . import event_log, events, inventory, outbox, promo_codes, tickets
 from .errors import (
     ChangeRefused,
     IdempotencyKeyReused,
@@ -96,6 +101,8 @@ class PurchaseRequest:
     payment_method: str | None = None
     #: a hold (reserve without paying), not a purchase
     hold: bool = False
+    #: the promo code the buyer typed, as typed
+    promo_code: str | None = None
 
     def __post_init__(self):
         if not self.items:
@@ -117,6 +124,8 @@ class PurchaseRequest:
             meaningful.append([[str(i.ticket_type_id), i.quantity] for i in self.items])
         if self.hold:
             meaningful.append("hold")
+        if self.promo_code is not None:
+            meaningful.append(["promo_code", promo_codes.code_key(self.promo_code)])
         return hashlib.sha256(json.dumps(meaningful).encode()).hexdigest()
 
 
@@ -158,22 +167,42 @@ def purchase_tickets(dbsession, tm, gateway, purchase, *, now, ticket_codes, hol
 def take_or_replay(dbsession, tm, purchase, *, now, expires_at=None):
     """The first phase: take the tickets and insert the order (pending, or reserved until
     ``expires_at`` for a hold), committed; or the earlier order of the same idempotency key
-    (``replayed``). Raises why the tickets cannot be taken.
+    (``replayed``). Raises why the tickets (or the promo code) cannot be taken.
 
     The key is not looked up first: nearly every purchase is a first attempt, and the orders'
     unique key refuses the insert of a second one, reservation and all (one statement, atomic).
     Only then, or when the tickets cannot be taken, is the earlier order read: a round trip
-    fewer for every purchase, on a server whose threads wait for the GIL after each one.
+    fewer for every purchase, on a server whose threads wait for the GIL after each one. A
+    purchase with a promo code reads it first, as the code's look-up may refuse a retry whose
+    first attempt took the code's last use.
     """
     _single_statement_phase(dbsession, OrderReserved)
+    code = None
+    if purchase.promo_code is not None:
+        earlier = _earlier_order(dbsession, purchase)
+        if earlier is not None:
+            return _replay(earlier, purchase)
+        code = promo_codes.look_up(
+            dbsession, purchase.event_id, purchase.promo_code, now=now, items=purchase.items
+        )
     try:
-        order = _reserve(dbsession, purchase, now, expires_at)
+        order = _reserve(dbsession, purchase, now, expires_at, code)
         if order is None:
             _abort(tm)
             earlier = _earlier_order(dbsession, purchase)
             if earlier is not None:
                 return _replay(earlier, purchase)
-            inventory.refuse(dbsession, purchase.event_id, purchase.items, now=now)
+            if code is not None:
+                promo_codes.refuse(
+                    dbsession, purchase.event_id, purchase.promo_code, purchase.items, now=now
+                )
+            inventory.refuse(
+                dbsession,
+                purchase.event_id,
+                purchase.items,
+                now=now,
+                unlocked=code and code.unlocks,
+            )
         _commit(tm)
     except ChangeRefused:
         _abort(tm)
@@ -214,7 +243,15 @@ def _order_with_key(dbsession, idempotency_key):
     return order
 
 
-_ITEM_FIELDS = ("ticket_type_id", "line", "name", "quantity", "unit_price_cents", "subtotal_cents")
+_ITEM_FIELDS = (
+    "ticket_type_id",
+    "line",
+    "name",
+    "quantity",
+    "unit_price_cents",
+    "subtotal_cents",
+    "discount_cents",
+)
 
 
 @functools.cache
@@ -251,8 +288,10 @@ def _replay(order, purchase):
     return PurchaseResult(order, replayed=True)
 
 
-def _reserve(dbsession, purchase, now, expires_at=None):
-    """Take the tickets and insert the pending order with its items; return it (a plain object,
+def _reserve(dbsession, purchase, now, expires_at=None, code=None):
+    """Take the tickets (and a use of ``code``, an
+    :class:`~ticketing.domain.promo_codes.AppliedCode`, discounting the items it applies to)
+    and insert the pending order with its items; return it (a plain object,
     not attached to the session: later phases change the row with conditional UPDATEs, never by
     flushing), or None when the tickets cannot all be taken, after which the caller aborts the
     transaction and asks :func:`~ticketing.domain.inventory.refuse` why.
@@ -275,30 +314,42 @@ def _reserve(dbsession, purchase, now, expires_at=None):
         "request_fingerprint": purchase.fingerprint() if purchase.idempotency_key else None,
         "created_at": now,
         "updated_at": now,
+        "promo_code_id": code and code.id,
+        "promo_code": code and code.code,
     }
     if _can_chain_writes(dbsession):
+        parameters = {
+            **inventory.take_tickets_parameters(purchase.event_id, purchase.items, now),
+            **{f"p_{name}": values[name] for name in _ORDER_FIELDS},
+        }
+        if code is not None:
+            parameters.update(code.taking_parameters(), p_promo_code=code.code)
         rows = dbsession.execute(
-            _reserve_and_insert_order(purchase.items[0].ticket_type_id is None),
-            {
-                **inventory.take_tickets_parameters(purchase.event_id, purchase.items, now),
-                **{f"p_{name}": values[name] for name in _ORDER_FIELDS},
-            },
+            _reserve_and_insert_order(purchase.items[0].ticket_type_id is None, code is not None),
+            parameters,
         ).all()
         if not rows:
             return None
-        taken = [inventory.TakenItem(*row[:5]) for row in rows]
+        # Each row is a TakenItem's fields (with a code, its discount too), then the currency.
+        taken = [inventory.TakenItem(*row[:-1]) for row in rows]
         currency = rows[0].currency
     else:
         reserved = inventory.take_tickets_in_turn(
-            dbsession, purchase.event_id, purchase.items, now=now
+            dbsession, purchase.event_id, purchase.items, now=now, unlocked=code and code.unlocks
         )
         if reserved is None:
             return None
         currency, taken = reserved
+        if code is not None:
+            taken = promo_codes.discounted(code, taken)
+            if taken is None or not promo_codes.take_use_in_turn(dbsession, code, now=now):
+                return None
     prices = {item.unit_price_cents for item in taken}
+    discount = sum(item.unit_discount_cents * item.quantity for item in taken)
     values.update(
         unit_price_cents=prices.pop() if len(prices) == 1 else None,
-        total_amount_cents=sum(item.unit_price_cents * item.quantity for item in taken),
+        total_amount_cents=sum(item.unit_price_cents * item.quantity for item in taken) - discount,
+        discount_cents=discount,
         currency=currency,
     )
     items = [
@@ -310,6 +361,7 @@ def _reserve(dbsession, purchase, now, expires_at=None):
             "quantity": item.quantity,
             "unit_price_cents": item.unit_price_cents,
             "subtotal_cents": item.unit_price_cents * item.quantity,
+            "discount_cents": item.unit_discount_cents * item.quantity,
         }
         for item in taken
     ]
@@ -338,38 +390,51 @@ _ORDER_FIELDS = (
 
 
 @functools.cache
-def _reserve_and_insert_order(only_type):
+def _reserve_and_insert_order(only_type, with_code=False):
     """The reservation's one statement on PostgreSQL: the inventory's CTEs take the tickets
     (:func:`ticketing.domain.inventory.take_tickets_ctes`), then the order and its items are
     inserted from what they took, and the items come back, one row each. Built once for each
-    of the two ways of naming the items."""
+    of the two ways of naming the items, without and ``with_code`` (a promo code's use taken
+    too, and its discounts recorded: the parameters ``p_promo_code``, the code's text, and
+    :meth:`~ticketing.domain.promo_codes.AppliedCode.taking_parameters`)."""
+    code = _CODE_COLUMNS if with_code else dict.fromkeys(_CODE_COLUMNS, "")
     return text(
         "WITH"
-        + inventory.take_tickets_ctes(only_type)
+        + inventory.take_tickets_ctes(only_type, with_code)
         + """,
 new_order AS (
     INSERT INTO orders (id, event_id, customer_email, customer_name, quantity, unit_price_cents,
                         total_amount_cents, currency, status, idempotency_key,
-                        request_fingerprint, expires_at, created_at, updated_at)
+                        request_fingerprint, expires_at, created_at, updated_at{order_columns})
     SELECT :p_id, verdict.event_id, :p_customer_email, :p_customer_name, :p_quantity,
            verdict.unit_price_cents, verdict.total_amount_cents, verdict.currency, :p_status,
            :p_idempotency_key, :p_request_fingerprint, CAST(:p_expires_at AS timestamptz),
-           :p_now, :p_now
+           :p_now, :p_now{order_values}
     FROM verdict
     RETURNING id
 ),
 new_items AS (
     INSERT INTO order_items (order_id, ticket_type_id, line, name, quantity, unit_price_cents,
-                             subtotal_cents)
+                             subtotal_cents{item_columns})
     SELECT new_order.id, taken.ticket_type_id, taken.line, taken.name, taken.quantity,
-           taken.unit_price_cents, taken.unit_price_cents * taken.quantity
+           taken.unit_price_cents, taken.unit_price_cents * taken.quantity{item_values}
     FROM new_order CROSS JOIN taken
 )
 SELECT taken.ticket_type_id, taken.line, taken.name, taken.quantity, taken.unit_price_cents,
-       verdict.currency
+       {taken_discount}verdict.currency
 FROM verdict CROSS JOIN taken
-ORDER BY taken.line"""
+ORDER BY taken.line""".format(**code)
     )
+
+
+#: what the reserving statement inserts and returns of a promo code, with one
+_CODE_COLUMNS = {
+    "order_columns": ",\n                        discount_cents, promo_code_id, promo_code",
+    "order_values": ",\n           verdict.discount_cents, :p_code_id, :p_promo_code",
+    "item_columns": ", discount_cents",
+    "item_values": ",\n           taken.unit_discount_cents * taken.quantity",
+    "taken_discount": "taken.unit_discount_cents, ",
+}
 
 
 def charge_order(gateway, order, payment_method):
@@ -385,9 +450,22 @@ def charge_order(gateway, order, payment_method):
     )
 
 
+#: the payment of an order that costs nothing (a 100% promo code): none is made, and the
+#: confirmed order has no payment reference
+NO_PAYMENT = types.SimpleNamespace(id=None)
+
+
+def needs_payment(order):
+    return order.total_amount_cents > 0
+
+
 def _pay(dbsession, tm, gateway, ticket_codes, order, purchase, now, hold_for):
     try:
-        charge = charge_order(gateway, order, purchase.payment_method)
+        charge = (
+            charge_order(gateway, order, purchase.payment_method)
+            if needs_payment(order)
+            else NO_PAYMENT
+        )
     except PaymentDeclined as declined:
         _fail_and_commit(dbsession, tm, order, "payment_declined", now, keep_key=True)
         declined.extra.setdefault("order_id", str(order.id))
@@ -398,7 +476,7 @@ def _pay(dbsession, tm, gateway, ticket_codes, order, purchase, now, hold_for):
         if charge is None:
             _fail_and_commit(dbsession, tm, order, "payment_unavailable", now, keep_key=False)
             raise
-    if charge.status == PaymentStatus.REQUIRES_ACTION:
+    if charge is not NO_PAYMENT and charge.status == PaymentStatus.REQUIRES_ACTION:
         return _await_action(dbsession, tm, gateway, order, charge, now, hold_for)
 
     try:
@@ -636,10 +714,11 @@ def _refund_unconfirmed(dbsession, tm, gateway, order, charge, now):
 
     If the refund fails, the order stays pending with its charge kept: the stale-order sweep
     will confirm it, which balances too. If releasing fails, the sweep finds the charge refunded
-    and releases the tickets then.
+    and releases the tickets then. An order that needed no payment has nothing to give back.
     """
     try:
-        gateway.refund(charge.id, order.refund_idempotency_key)
+        if charge is not NO_PAYMENT:
+            gateway.refund(charge.id, order.refund_idempotency_key)
     except PaymentError:
         log.exception("order %s: refund after a failed confirmation failed", order.id)
         return
@@ -683,7 +762,8 @@ def list_orders(dbsession, *, limit, cursor=None, event_id=None, customer_email=
 
 
 def cancel_order(dbsession, gateway, order_id, *, now):
-    """Refund a confirmed order in full and give its tickets back to the event.
+    """Refund a confirmed order in full (what its buyer paid; nothing for an order that needed
+    no payment) and give its tickets (and its promo code's use) back to the event.
 
     The order row stays locked from the check to the end of the transaction, so concurrent
     cancels queue up and only the first refunds. This lock is on the order, not on the event's
@@ -699,10 +779,12 @@ def cancel_order(dbsession, gateway, order_id, *, now):
     event = events.get_event(dbsession, order.event_id)
     if event.date <= now:
         raise OrderNotCancellable("The event has taken place; its orders can no longer be.")
-    try:
-        refund_reference = gateway.refund(order.payment_reference, order.refund_idempotency_key)
-    except PaymentError as error:
-        raise RefundFailed(f"The refund could not be made ({error.detail}).") from error
+    refund_reference = None
+    if order.payment_reference is not None:
+        try:
+            refund_reference = gateway.refund(order.payment_reference, order.refund_idempotency_key)
+        except PaymentError as error:
+            raise RefundFailed(f"The refund could not be made ({error.detail}).") from error
     cancelled = dbsession.scalar(
         update(Order)
         .where(Order.id == order.id, Order.status == OrderStatus.CONFIRMED)
@@ -710,7 +792,7 @@ def cancel_order(dbsession, gateway, order_id, *, now):
             status=OrderStatus.CANCELLED,
             refund_reference=refund_reference,
             cancelled_at=now,
-            refunded_at=now,
+            refunded_at=None if refund_reference is None else now,
             updated_at=now,
         )
         .returning(Order),
@@ -777,7 +859,7 @@ def _settle_pending_order(dbsession, gateway, ticket_codes, order_id, now):
     )
     if order is None:
         return None  # settled meanwhile, or being settled by another sweep
-    charge = _charge_made_for(gateway, order)
+    charge = _charge_made_for(gateway, order) if needs_payment(order) else NO_PAYMENT
     if charge is not None:
         _confirm(dbsession, ticket_codes, order, charge, now)
         return "confirmed"
@@ -787,7 +869,8 @@ def _settle_pending_order(dbsession, gateway, ticket_codes, order_id, now):
 
 def sales_summary(dbsession, event_id):
     """An event's inventory and money: tickets sold, orders by status, revenue kept and
-    refunded, for the event and for each of its ticket types."""
+    refunded (what buyers paid), and the discounts of promo codes, for the event, for each of
+    its ticket types and for each code (confirmed orders)."""
     event = events.get_event(dbsession, event_id, with_types=True)
     rows = dbsession.execute(
         select(
@@ -795,27 +878,29 @@ def sales_summary(dbsession, event_id):
             func.count(),
             func.coalesce(func.sum(Order.quantity), 0),
             func.coalesce(func.sum(Order.total_amount_cents), 0),
+            func.coalesce(func.sum(Order.discount_cents), 0),
         )
         .where(Order.event_id == event_id)
         .group_by(Order.status)
     ).all()
-    by_status = {str(status): (count, tickets, cents) for status, count, tickets, cents in rows}
-    confirmed = by_status.get(OrderStatus.CONFIRMED, (0, 0, 0))
-    cancelled = by_status.get(OrderStatus.CANCELLED, (0, 0, 0))
+    by_status = {str(status): tuple(figures) for status, *figures in rows}
+    confirmed = by_status.get(OrderStatus.CONFIRMED, (0, 0, 0, 0))
+    cancelled = by_status.get(OrderStatus.CANCELLED, (0, 0, 0, 0))
     item_rows = dbsession.execute(
         select(
             OrderItem.ticket_type_id,
             Order.status,
             func.sum(OrderItem.quantity),
-            func.sum(OrderItem.subtotal_cents),
+            func.sum(OrderItem.subtotal_cents - OrderItem.discount_cents),
+            func.sum(OrderItem.discount_cents),
         )
         .join(Order, Order.id == OrderItem.order_id)
         .where(Order.event_id == event_id)
         .group_by(OrderItem.ticket_type_id, Order.status)
     ).all()
     by_type = {}
-    for type_id, status, sold, cents in item_rows:
-        by_type.setdefault(type_id, {})[str(status)] = (sold, cents)
+    for type_id, status, sold, cents, discount in item_rows:
+        by_type.setdefault(type_id, {})[str(status)] = (sold, cents, discount)
     money = functools.partial(format_money, currency=event.currency)
     return {
         "event": event.name,
@@ -823,20 +908,25 @@ def sales_summary(dbsession, event_id):
         "total_tickets": event.total_tickets,
         "available_tickets": event.available_tickets,
         "tickets_sold": confirmed[1],
-        "orders": {status: count for status, (count, _, _) in by_status.items()},
+        "orders": {status: figures[0] for status, figures in by_status.items()},
         "revenue": money(confirmed[2]),
         "refunded": money(cancelled[2]),
+        "discounts": money(confirmed[3]),
         "currency": event.currency,
         "ticket_types": [
             _type_summary(ticket_type, event, by_type.get(ticket_type.id, {}), money)
             for ticket_type in event.ticket_types
         ],
+        "promo_codes": [
+            {"code": code, "orders": count, "tickets_sold": sold, "discounts": money(cents)}
+            for code, count, sold, cents in promo_codes.sales_by_code(dbsession, event_id)
+        ],
     }
 
 
 def _type_summary(ticket_type, event, by_status, money):
-    confirmed = by_status.get(OrderStatus.CONFIRMED, (0, 0))
-    cancelled = by_status.get(OrderStatus.CANCELLED, (0, 0))
+    confirmed = by_status.get(OrderStatus.CONFIRMED, (0, 0, 0))
+    cancelled = by_status.get(OrderStatus.CANCELLED, (0, 0, 0))
     return {
         "name": ticket_type.name,
         "price": money(ticket_type.price_cents),
@@ -845,4 +935,5 @@ def _type_summary(ticket_type, event, by_status, money):
         "available": ticket_type.available_within(event.available_tickets),
         "revenue": money(confirmed[1]),
         "refunded": money(cancelled[1]),
+        "discounts": money(confirmed[2]),
     }

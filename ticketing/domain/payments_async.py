@@ -36,7 +36,7 @@ from ticketing.interfaces import PaymentStatus
 from ticketing.models import HOLDING_STATUSES, EmailKind, Order, OrderStatus, StripeEvent
 from ticketing.representations import order_json
 
-from . import event_log, holds, inventory, orders, outbox, tickets
+from . import event_log, holds, inventory, orders, outbox, promo_codes, tickets
 from .errors import (
     HoldExpired,
     OrderNotPayable,
@@ -67,6 +67,7 @@ def pay_hold(
     hold_for,
     ticket_codes,
     idempotency_key=None,
+    promo_code=None,
 ):
     """Pay a hold; return a :class:`~ticketing.domain.orders.PurchaseResult`: the order
     ``confirmed`` (its tickets issued, signed by ``ticket_codes``), or ``awaiting_action`` with
@@ -77,7 +78,9 @@ def pay_hold(
     is a new attempt, with another card.
 
     An expired hold first takes its tickets again; if they are gone, :class:`HoldExpired` and
-    nothing is charged.
+    nothing is charged. A ``promo_code`` is applied to a hold that has none yet, its use taken
+    before the charge (:func:`~ticketing.domain.promo_codes.apply_to_hold`); a hold that costs
+    nothing then is confirmed without any payment.
     """
     order = orders.get_order(dbsession, order_id)
     if (
@@ -109,6 +112,8 @@ def pay_hold(
         raise OrderNotPayable(f"The order is {order.status}; only holds can be paid.")
     _commit(tm)
     _hold_again_if_expired(dbsession, tm, order_id, now=now, hold_for=hold_for)
+    if promo_code is not None:
+        _apply_promo_code(dbsession, tm, order_id, promo_code, now=now)
     order = _start_attempt(dbsession, tm, order_id, idempotency_key, now=now)
     return _charge(
         dbsession,
@@ -159,6 +164,15 @@ def _hold_again_if_expired(dbsession, tm, order_id, *, now, hold_for):
     _commit(tm)
 
 
+def _apply_promo_code(dbsession, tm, order_id, promo_code, *, now):
+    try:
+        promo_codes.apply_to_hold(dbsession, order_id, promo_code, now=now)
+    except Exception:
+        _abort(tm)
+        raise
+    _commit(tm)
+
+
 def _start_attempt(dbsession, tm, order_id, idempotency_key=None, *, now):
     """``reserved`` -> ``pending``: a new payment attempt (a new charge key) when the last one
     ended without money, so another card is another payment; ``idempotency_key`` is the pay's."""
@@ -187,6 +201,12 @@ def _start_attempt(dbsession, tm, order_id, idempotency_key=None, *, now):
 
 
 def _charge(dbsession, tm, gateway, order, payment_method, *, now, hold_for, ticket_codes):
+    if not orders.needs_payment(order):
+        _confirm(
+            dbsession, ticket_codes, order, orders.NO_PAYMENT, now, from_statuses=HOLDING_STATUSES
+        )
+        _commit(tm)
+        return PurchaseResult(orders.get_order(dbsession, order.id), replayed=False)
     try:
         payment = orders.charge_order(gateway, order, payment_method)
     except PaymentDeclined as declined:

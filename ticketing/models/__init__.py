@@ -16,6 +16,7 @@ from .event_log import EventLogEntry
 from .meta import Base
 from .order import HOLD_STATUSES, HOLDING_STATUSES, Order, OrderItem, OrderStatus
 from .outbox import EmailKind, EmailStatus, OutboxEmail
+from .promo_code import WHOLE_PERCENT, DiscountType, PromoCode, PromoCodeTicketType
 from .stripe_event import StripeEvent
 from .ticket import CheckIn, Ticket, TicketStatus
 from .ticket_type import TicketType
@@ -27,6 +28,10 @@ __all__ = [
     "EmailKind",
     "EmailStatus",
     "OutboxEmail",
+    "DiscountType",
+    "PromoCode",
+    "PromoCodeTicketType",
+    "WHOLE_PERCENT",
     "Event",
     "EventLogEntry",
     "EventStatus",

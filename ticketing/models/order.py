@@ -40,9 +40,12 @@ class Order(Base):
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price_cents >= 0", name="unit_price_not_negative"),
         CheckConstraint("total_amount_cents >= 0", name="total_not_negative"),
-        # The unit price is there when every item has the same price.
+        CheckConstraint("discount_cents >= 0", name="discount_not_negative"),
+        # The unit price (the list price) is there when every item has the same price; the
+        # total is what the buyer pays, after the discount.
         CheckConstraint(
-            "unit_price_cents IS NULL OR total_amount_cents = unit_price_cents * quantity",
+            "unit_price_cents IS NULL "
+            "OR total_amount_cents + discount_cents = unit_price_cents * quantity",
             name="total_is_price_times_quantity",
         ),
         # Keyset pagination, alone and under each filter the API offers.
@@ -52,6 +55,8 @@ class Order(Base):
         Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
         # The hold-expiry job's question: which holds are past their time?
         Index("ix_orders_status_expires_at", "status", "expires_at"),
+        # A promo code's orders: whether it was used, and its sales.
+        Index("ix_orders_promo_code_id", "promo_code_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -63,7 +68,16 @@ class Order(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     #: None when the items have different prices
     unit_price_cents: Mapped[int | None] = mapped_column(BigInteger)
+    #: what the buyer pays (and paid): the items' list prices less ``discount_cents``
     total_amount_cents: Mapped[int] = mapped_column(BigInteger)
+    #: the items' discounts together
+    discount_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: the promo code whose use the order holds (while reserved, being paid or confirmed)
+    promo_code_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("promo_codes.id", ondelete="RESTRICT")
+    )
+    #: the code's text as the buyer's order was made with it, as on a receipt
+    promo_code: Mapped[str | None] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[OrderStatus] = mapped_column(
         status_enum(OrderStatus, "order_status"),
@@ -106,8 +120,9 @@ class Order(Base):
 
 
 class OrderItem(Base):
-    """The tickets of one type in an order, at the price they were bought for. The type's name
-    is kept as it was at the purchase, as on a receipt."""
+    """The tickets of one type in an order, at the price they were bought for (the list price,
+    and the promo code's discount). The type's name is kept as it was at the purchase, as on a
+    receipt."""
 
     __tablename__ = "order_items"
     __table_args__ = (
@@ -115,6 +130,9 @@ class OrderItem(Base):
         CheckConstraint("unit_price_cents >= 0", name="unit_price_not_negative"),
         CheckConstraint(
             "subtotal_cents = unit_price_cents * quantity", name="subtotal_is_price_times_quantity"
+        ),
+        CheckConstraint(
+            "discount_cents >= 0 AND discount_cents <= subtotal_cents", name="discount_in_subtotal"
         ),
         # "Has this type been sold?" (a type with sales cannot be deleted)
         Index("ix_order_items_ticket_type_id", "ticket_type_id"),
@@ -131,5 +149,13 @@ class OrderItem(Base):
     line: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(200))
     quantity: Mapped[int] = mapped_column(Integer)
+    #: the type's list price when bought; ``subtotal_cents`` is it times the quantity
     unit_price_cents: Mapped[int] = mapped_column(BigInteger)
     subtotal_cents: Mapped[int] = mapped_column(BigInteger)
+    #: the discount of all the item's tickets (each ticket's, times the quantity); the buyer
+    #: paid ``subtotal_cents - discount_cents`` for them
+    discount_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+    @property
+    def paid_cents(self):
+        return self.subtotal_cents - self.discount_cents

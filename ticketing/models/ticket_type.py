@@ -59,10 +59,11 @@ class TicketType(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    def on_sale_at(self, now):
-        """Whether buyers may take this type at ``now`` (its event being on sale)."""
+    def on_sale_at(self, now, *, hidden_too=False):
+        """Whether buyers may take this type at ``now`` (its event being on sale); hidden or not
+        with ``hidden_too`` (a promo code unlocks it)."""
         return (
-            not self.hidden
+            (hidden_too or not self.hidden)
             and (self.sales_start is None or self.sales_start <= now)
             and (self.sales_end is None or now < self.sales_end)
         )

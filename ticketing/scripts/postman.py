@@ -5,20 +5,21 @@ Every operation but the automatic HEADs becomes a request, in an order that runs
 (register a webhook, create, publish, buy, hold and pay, give a hold back; the door: make a
 checkin key, list the tickets, download their PDF, scan one (201), scan it again (409
 ``already_checked_in``, the one request that is no operation of its own), the figures (1 of 4
-checked in), the attendees, undo the scan; add a ticket type, cancel, Stripe's webhook, delete;
-revoke the key),
+checked in), the attendees, undo the scan; add a ticket type; add, read, disable and delete a
+promo code; cancel, Stripe's webhook, delete; revoke the key),
 with the document's example bodies (the seed's "Create Event" and "Purchase Tickets"; the
 purchase's idempotency key is a fresh ``{{$guid}}`` each run, so that the collection can run
 again), its query parameters (disabled until needed) and headers. Each request carries tests, as
 Postman users expect: its success status, and the fields of the answer that the rest of the
 collection relies on. Variables: ``baseUrl``, ``apiKey`` (sent as a Bearer token on organiser
 operations), ``doorKey`` (the checkin key's, sent by the door's requests), and ``eventId``,
-``orderId``, ``ticketTypeId``, ``keyId``, ``ticketId``, ``ticketCode`` and ``checkInId``, which
-the requests set from their answers. The delete of an event deletes a draft its pre-request script
-creates, as the event the collection sold tickets for keeps its sales history; Give a hold back
-releases a hold its pre-request script makes (``holdId``); Stripe's webhook is posted with a
-body its pre-request script signs as Stripe does, with ``stripeWebhookSecret`` (development.ini's
-``stripe.webhook_secret``): an event the app acknowledges and ignores. ``newman run
+``orderId``, ``ticketTypeId``, ``promoCodeId``, ``keyId``, ``ticketId``, ``ticketCode`` and
+``checkInId``, which the requests set from their answers. The delete of an event deletes a
+draft its pre-request script creates, as the event the collection sold tickets for keeps its
+sales history; Give a hold back releases a hold its pre-request script makes (``holdId``);
+Stripe's webhook is posted with a body its pre-request script signs as Stripe does, with
+``stripeWebhookSecret`` (development.ini's ``stripe.webhook_secret``): an event the app
+acknowledges and ignores. ``newman run
 postman_collection.json --env-var baseUrl=http://127.0.0.1:6543`` runs it green against ``make
 run`` (tests/test_postman.py).
 
@@ -81,6 +82,12 @@ OPERATION_ORDER = (
     "get_ticket_type",
     "update_ticket_type",
     "get_availability",
+    # A promo code, changed (disabled) and deleted, never used.
+    "create_promo_code",
+    "list_promo_codes",
+    "get_promo_code",
+    "update_promo_code",
+    "delete_promo_code",
     "cancel_order",
     "list_webhook_deliveries",
     "retry_webhook_delivery",
@@ -133,6 +140,7 @@ def collection_from_openapi(document):
             {"key": "eventId", "value": "", "description": "Set by Create a draft event."},
             {"key": "orderId", "value": "", "description": "Set by Buy tickets."},
             {"key": "ticketTypeId", "value": "", "description": "Set by Add a ticket type."},
+            {"key": "promoCodeId", "value": "", "description": "Set by Add a promo code."},
             {"key": "keyId", "value": "", "description": "Set by Make an API key."},
             {"key": "webhookId", "value": "", "description": "Set by Register a webhook."},
             {
@@ -175,9 +183,16 @@ def _rank(order):
     return lambda name: (order.index(name) if name in order else len(order), name)
 
 
+#: path parameters whose variable is not named after them: the one the creating request sets
+#: (named after the resource's component, ``PromoCode``)
+PATH_VARIABLES = {"code_id": "promoCodeId"}
+
+
 def _variable_of(segments, index, name):
     """The collection variable of a path parameter: ``{id}`` after ``events`` is ``eventId``,
     ``{ticket_type_id}`` is ``ticketTypeId``."""
+    if name in PATH_VARIABLES:
+        return PATH_VARIABLES[name]
     if name == "id":
         # events -> eventId, webhooks -> webhookId, check-ins -> checkInId
         first, *rest = segments[index - 1].removesuffix("s").split("-")

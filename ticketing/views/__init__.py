@@ -12,7 +12,7 @@ from pyramid.request import Request
 from pyramid.threadlocal import get_current_registry, get_current_request
 from webob.multidict import GetDict
 
-from ticketing.domain.errors import InvalidTicketType, PriceNotInCurrency
+from ticketing.domain.errors import InvalidPromoCode, InvalidTicketType, PriceNotInCurrency
 from ticketing.money import exponent
 from ticketing.settings import as_int, hold_duration
 
@@ -114,7 +114,7 @@ def fields_of(resource):
     field's validation error, like the schema's own."""
     try:
         yield
-    except (PriceNotInCurrency, InvalidTicketType) as error:
+    except (PriceNotInCurrency, InvalidTicketType, InvalidPromoCode) as error:
         raise invalid_field(f"{resource}.{error.extra['field']}", error.detail) from None
 
 
@@ -147,6 +147,7 @@ def includeme(config):
     config.include(".health")
     config.scan(".events")
     config.scan(".ticket_types")
+    config.scan(".promo_codes")
     config.scan(".orders")
     config.scan(".keys")
     config.scan(".stripe_webhooks")

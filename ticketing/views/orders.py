@@ -25,6 +25,11 @@ from ticketing.domain.errors import (
     OrderNotReleasable,
     PaymentDeclined,
     PaymentUnavailable,
+    PromoCodeAlreadyApplied,
+    PromoCodeExhausted,
+    PromoCodeExpired,
+    PromoCodeInvalid,
+    PromoCodeNotApplicable,
     RefundFailed,
     RequestInProgress,
     TicketTypeNotFound,
@@ -68,6 +73,16 @@ def lower_and_strip(value):
 
 def ticket_type_id_field(**kwargs):
     return colander.SchemaNode(StrictString(), validator=colander.uuid, **kwargs)
+
+
+def promo_code_field(description):
+    return colander.SchemaNode(
+        StrictString(),
+        preparer=strip,
+        validator=colander.Length(1, 64),
+        missing=None,
+        description=description,
+    )
 
 
 class ItemFields(StrictMappingSchema):
@@ -139,6 +154,11 @@ class OrderFields(StrictMappingSchema):
         missing=None,
         description="The payment gateway's payment method (e.g. Stripe's `pm_card_visa`).",
     )
+    promo_code = promo_code_field(
+        "A promo code of the event (any case): its discount is applied to the items it applies "
+        "to, and the hidden types it unlocks may be named. An order that costs nothing then "
+        "needs no payment."
+    )
 
     validator = one_way_of_naming_tickets
     json_schema_extra = {"anyOf": [{"required": ["quantity"]}, {"required": ["items"]}]}
@@ -200,10 +220,16 @@ class PaymentFields(StrictMappingSchema):
         description="The pay's own key: retried with it, a declined attempt answers its decline "
         "again; a new key after a decline tries another card. Or the Idempotency-Key header.",
     )
+    promo_code = promo_code_field(
+        "A promo code for a hold made without one: applied (its use taken) before the charge; "
+        "a hold that then costs nothing is confirmed without any payment."
+    )
 
 
 class PayBody(StrictMappingSchema):
-    payment = PaymentFields(missing={"payment_method": None, "idempotency_key": None})
+    payment = PaymentFields(
+        missing={"payment_method": None, "idempotency_key": None, "promo_code": None}
+    )
 
     example = {"payment": {"payment_method": "pm_card_visa"}}
 
@@ -277,6 +303,13 @@ PAY_IDEMPOTENCY_HEADER_PARAMETER = {
 REPLAYED = {
     "Idempotent-Replayed": {"required": True, "schema": {"type": "string", "enum": ["true"]}}
 }
+#: why a promo code cannot be used
+PROMO_CODE_ERRORS = (
+    PromoCodeInvalid,
+    PromoCodeExpired,
+    PromoCodeExhausted,
+    PromoCodeNotApplicable,
+)
 #: why tickets cannot be taken, by a purchase or a hold alike
 TAKING_TICKETS_ERRORS = (
     IdempotencyKeyInvalid,
@@ -291,6 +324,7 @@ TAKING_TICKETS_ERRORS = (
     InsufficientTickets,
     IdempotencyKeyReused,
     IdempotencyKeyMismatch,
+    *PROMO_CODE_ERRORS,
 )
 
 AWAITING_ACTION = Success(
@@ -328,6 +362,7 @@ def purchase_from(request, hold=False):
         idempotency_key=idempotency_key_from(request, fields["idempotency_key"]),
         payment_method=fields["payment_method"],
         hold=hold,
+        promo_code=fields["promo_code"],
     )
 
 
@@ -419,6 +454,8 @@ def reserve_tickets(request):
         RequestInProgress,
         IdempotencyKeyMismatch,
         PaymentUnavailable,
+        *PROMO_CODE_ERRORS,
+        PromoCodeAlreadyApplied,
     ),
     request_headers=(PAY_IDEMPOTENCY_HEADER_PARAMETER,),
 )
@@ -429,7 +466,8 @@ def pay_hold(request):
     the payment to finish in the buyer's browser. Safe to retry: a paid order answers as it is,
     one awaiting authentication answers with its payment again, and after a decline the hold
     stays, to be paid with another card. An expired hold first takes its tickets again: if they
-    are gone, 409 `hold_expired` and nothing is charged.
+    are gone, 409 `hold_expired` and nothing is charged. A `promo_code` applies to a hold made
+    without one (a hold keeps the code it has: another is 409 `promo_code_already_applied`).
     """
     fields = request.validated["payment"]
     result = payments_async.pay_hold(
@@ -442,6 +480,7 @@ def pay_hold(request):
         hold_for=request.registry["hold_for"],
         ticket_codes=request.ticket_codes,
         idempotency_key=idempotency_key_from(request, fields["idempotency_key"]),
+        promo_code=fields["promo_code"],
     )
     return order_answer(request, result, 200)
 

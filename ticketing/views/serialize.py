@@ -2,9 +2,19 @@
 (schemathesis checks every response of the API against them, so they cannot drift apart). The
 shapes the domain's events carry too live in ``ticketing.representations``."""
 
+from decimal import Decimal
+
 import colander
 
-from ticketing.models import EventStatus, KeyScope, OrderStatus, TicketStatus
+from ticketing.models import (
+    WHOLE_PERCENT,
+    DiscountType,
+    EventStatus,
+    KeyScope,
+    OrderStatus,
+    TicketStatus,
+)
+from ticketing.money import format_money
 
 # The views take the shapes from here, beside their schemas.
 from ticketing.representations import (  # noqa: F401
@@ -105,6 +115,14 @@ class TicketTypeResource(StrictMappingSchema):
     position = _count(0)
     created_at = _time()
     updated_at = _time()
+    discounted_price = _text(
+        validator=AMOUNT,
+        nullable=True,
+        missing=colander.drop,
+        example="96.00",
+        description="Listed with `?promo_code=`: each ticket's price with the code; null for a "
+        "type it does not apply to.",
+    )
 
 
 class AvailabilityCounts(StrictMappingSchema):
@@ -131,8 +149,14 @@ class OrderItemResource(StrictMappingSchema):
     ticket_type_id = _id()
     name = _text(example="General admission", description="The type's name when it was bought.")
     quantity = _count(1)
-    unit_price = _text(validator=AMOUNT, example="50.00")
-    subtotal = _text(validator=AMOUNT, example="100.00")
+    unit_price = _text(validator=AMOUNT, example="50.00", description="The list price.")
+    subtotal = _text(validator=AMOUNT, example="100.00", description="At the list price.")
+    discount = _text(
+        validator=AMOUNT, example="20.00", description="The promo code's, for all its tickets."
+    )
+    paid = _text(
+        validator=AMOUNT, example="80.00", description="What its tickets cost: subtotal - discount."
+    )
 
 
 class OrderResource(StrictMappingSchema):
@@ -149,7 +173,16 @@ class OrderResource(StrictMappingSchema):
         nullable=True,
         description="When every item has the same price; null otherwise.",
     )
-    total_amount = _text(validator=AMOUNT, example="100.00")
+    total_amount = _text(
+        validator=AMOUNT,
+        example="80.00",
+        description="What the buyer pays (was charged): the items' `paid` together; 0 needs no "
+        "payment at all.",
+    )
+    discount_total = _text(validator=AMOUNT, example="20.00", description="The items' discounts.")
+    promo_code = _text(
+        nullable=True, example="PARTNER20", description="The code the order was made with."
+    )
     items = _list_of(OrderItemResource())
     currency = _text(validator=CURRENCY, example="USD")
     status = _text(
@@ -305,11 +338,47 @@ class AttendeeResource(StrictMappingSchema):
     created_at = _time()
 
 
+class DiscountResource(StrictMappingSchema):
+    type = _text(validator=colander.OneOf([each.value for each in DiscountType]))
+    value = _text(
+        validator=AMOUNT,
+        example="20",
+        description="percent: of each ticket's price; amount: off each ticket, in `currency`.",
+    )
+
+
+class PromoCodeTypeIds(colander.SequenceSchema):
+    schema_type = StrictSequence
+    ticket_type_id = _id()
+
+
+class PromoCodeResource(StrictMappingSchema):
+    component_name = "PromoCode"
+
+    id = _id()
+    event_id = _id()
+    code = _text(example="PARTNER20")
+    discount = DiscountResource()
+    currency = _text(validator=CURRENCY, example="USD")
+    max_uses = _count(1, nullable=True, description="Orders it may discount; null: any number.")
+    uses = _count(
+        0, description="Orders holding a use now (held, being paid, awaiting 3-D Secure, paid)."
+    )
+    valid_from = _time(nullable=True)
+    valid_until = _time(nullable=True)
+    ticket_type_ids = PromoCodeTypeIds(description="The types it applies to; empty: every type.")
+    unlocks_hidden = _node(colander.Boolean())
+    disabled = _node(colander.Boolean())
+    created_at = _time()
+    updated_at = _time()
+
+
 #: the resources the OpenAPI document describes as components (and as pages of them)
 RESOURCE_SCHEMAS = (
     EventResource(),
     OrderResource(),
     TicketTypeResource(),
+    PromoCodeResource(),
     AvailabilityResource(),
     KeyResource(),
     TicketResource(),
@@ -339,6 +408,29 @@ def availability_json(event, rows, held):
             }
             for row in rows
         ],
+    }
+
+
+def promo_code_json(code, event):
+    if code.discount_type == DiscountType.PERCENT:
+        value = str(Decimal(code.discount_value) / (WHOLE_PERCENT // 100))
+    else:
+        value = format_money(code.discount_value, event.currency)
+    return {
+        "id": str(code.id),
+        "event_id": str(code.event_id),
+        "code": code.code,
+        "discount": {"type": str(code.discount_type), "value": value},
+        "currency": event.currency,
+        "max_uses": code.max_uses,
+        "uses": code.uses,
+        "valid_from": timestamp(code.valid_from),
+        "valid_until": timestamp(code.valid_until),
+        "ticket_type_ids": [str(each) for each in code.ticket_type_ids],
+        "unlocks_hidden": code.unlocks_hidden,
+        "disabled": code.disabled,
+        "created_at": timestamp(code.created_at),
+        "updated_at": timestamp(code.updated_at),
     }
 
 

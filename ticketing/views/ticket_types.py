@@ -1,19 +1,25 @@
 """Ticket types: the kinds of ticket an event sells ("VIP", "Early bird"), and what is left."""
 
 import colander
+from cornice.validators import colander_querystring_validator
 
 from ticketing.domain import events as events_domain
+from ticketing.domain import promo_codes
 from ticketing.domain import ticket_types as domain
 from ticketing.domain.errors import (
     CapacityBelowSold,
     EventNotFound,
     EventReadOnly,
     LastTicketType,
+    PromoCodeExhausted,
+    PromoCodeExpired,
+    PromoCodeInvalid,
     TicketTypeHasOrders,
     TicketTypeNotFound,
 )
 from ticketing.models import EventStatus
 from ticketing.models.types import utcnow
+from ticketing.money import format_money
 from ticketing.openapi import Success, api_doc
 from ticketing.security import ORGANISE, sees_everything
 
@@ -22,6 +28,7 @@ from .events import LOCATION, event_id_from
 from .schemas import (
     Money,
     NullableNode,
+    QueryString,
     StrictBoolean,
     StrictInteger,
     StrictMappingSchema,
@@ -132,6 +139,17 @@ class UpdateTicketTypeBody(StrictMappingSchema):
     example = {"ticket_type": {"price": "35.00", "sales_end": "2030-03-01T00:00:00Z"}}
 
 
+class ListTicketTypesQuery(colander.MappingSchema):
+    promo_code = colander.SchemaNode(
+        QueryString(),
+        missing=None,
+        validator=colander.Length(1, 64),
+        description="A promo code of the event: the hidden types it unlocks are listed too, and "
+        "each type's `discounted_price` is its price with the code. Counts against the purchase "
+        "rate limit.",
+    )
+
+
 TYPES_PATH = "/api/events/{id}/ticket-types"
 
 event_ticket_types = ApiService(
@@ -158,26 +176,37 @@ def _visible_event(request, event):
     return event
 
 
-@event_ticket_types.get()
+@event_ticket_types.get(schema=ListTicketTypesQuery(), validators=(colander_querystring_validator,))
 @api_doc(
     Success(200, "The event's ticket types, in display order.", TicketTypeResource(), many=True),
-    raises=(EventNotFound,),
+    raises=(EventNotFound, PromoCodeInvalid, PromoCodeExpired, PromoCodeExhausted),
     optional_auth=True,
 )
 def list_ticket_types(request):
     """List an event's ticket types
 
-    Hidden types are listed for organisers only.
+    Hidden types are listed for organisers only, or with a promo code that unlocks them
+    (`?promo_code=`, which also gives each type's `discounted_price`).
     """
+    event_id = event_id_from(request)
     event, types = domain.list_ticket_types(
-        request.dbsession, event_id_from(request), include_hidden=sees_everything(request)
+        request.dbsession, event_id, include_hidden=sees_everything(request)
     )
     _visible_event(request, event)
     now = utcnow()
-    return {
-        "data": [ticket_type_json(each, event, now=now) for each in types],
-        "meta": {"next_cursor": None},
-    }
+    text = request.validated["promo_code"]
+    if text is None:
+        data = [ticket_type_json(each, event, now=now) for each in types]
+    else:
+        code = promo_codes.look_up(request.dbsession, event_id, text, now=now)
+        data = [
+            {
+                **ticket_type_json(each, event, now=now, unlocked=code.unlocks(each.id)),
+                "discounted_price": None if price is None else format_money(price, event.currency),
+            }
+            for each, price in promo_codes.priced_types(event, types, code)
+        ]
+    return {"data": data, "meta": {"next_cursor": None}}
 
 
 @event_ticket_types.post(
