@@ -19,6 +19,7 @@ from zope.sqlalchemy import mark_changed
 
 from ticketing.models import Event, EventStatus, OrderItem, TicketType
 
+from . import waiting_list
 from .errors import (
     AboveMaxPerOrder,
     BelowMinPerOrder,
@@ -317,7 +318,10 @@ def _when(moment):
 
 def release_order(dbsession, event_id, order_id, quantity, *, now):
     """Give back the tickets of a failed or cancelled order: each item's to its type, all of
-    them to the event (whose row is locked first, as everywhere)."""
+    them to the event (whose row is locked first, as everywhere); then, while anyone waits for
+    a type of the event, set aside for them what they wait for
+    (:func:`~ticketing.domain.waiting_list.set_aside_for_waiters`), and end the offer if the
+    order was one. The type's UPDATE asks both, so that nobody waiting costs no statement."""
     dbsession.execute(
         update(Event)
         .where(Event.id == event_id)
@@ -327,7 +331,9 @@ def release_order(dbsession, event_id, order_id, quantity, *, now):
     of_order = select(OrderItem.quantity).where(
         OrderItem.order_id == order_id, OrderItem.ticket_type_id == TicketType.id
     )
-    dbsession.execute(
+    # Asked under the event's lock, which every writer of the list and the types holds: the
+    # statement's snapshot has all of theirs.
+    given_back = dbsession.execute(
         update(TicketType)
         .where(
             TicketType.id.in_(
@@ -335,8 +341,16 @@ def release_order(dbsession, event_id, order_id, quantity, *, now):
             )
         )
         .values(sold=TicketType.sold - of_order.scalar_subquery(), updated_at=now)
+        .returning(
+            waiting_list.anyone_waits_for_event(TicketType.event_id).label("anyone_waits"),
+            waiting_list.is_offer(order_id).label("offer"),
+        )
         .execution_options(synchronize_session=False)
-    )
+    ).all()
+    if any(row.offer for row in given_back):
+        waiting_list.end_offer(dbsession, order_id, now=now)
+    if any(row.anyone_waits for row in given_back):
+        waiting_list.set_aside_for_waiters(dbsession, event_id, now=now)
 
 
 def retake_order(dbsession, event_id, order_id, quantity, *, now):

@@ -19,13 +19,16 @@ from .outbox import EmailKind, EmailStatus, OutboxEmail
 from .stripe_event import StripeEvent
 from .ticket import CheckIn, Ticket, TicketStatus
 from .ticket_type import TicketType
+from .waiting_list import ACTIVE_ENTRY_STATUSES, EntryStatus, WaitingListEntry
 
 __all__ = [
+    "ACTIVE_ENTRY_STATUSES",
     "ApiKey",
     "Base",
     "CheckIn",
     "EmailKind",
     "EmailStatus",
+    "EntryStatus",
     "OutboxEmail",
     "Event",
     "EventLogEntry",
@@ -40,6 +43,7 @@ __all__ = [
     "Ticket",
     "TicketStatus",
     "TicketType",
+    "WaitingListEntry",
     "get_engine",
     "get_request_session_factory",
     "get_session_factory",
