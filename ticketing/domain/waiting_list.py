@@ -515,10 +515,14 @@ def types_to_match(dbsession, *, now, limit=500):
         .join(TicketType, TicketType.id == WaitingListEntry.ticket_type_id)
         .where(
             _WAITING,
+            Event.status == EventStatus.PUBLISHED,
+            Event.date > now,
             Event.available_tickets > 0,
             TicketType.capacity.is_(None) | (TicketType.capacity > TicketType.sold),
         )
         .distinct()
+        # One event's row at a time, in id order: the locks of a transaction that takes several.
+        .order_by(WaitingListEntry.event_id)
         .limit(limit)
     ).all()
     for event_id in within_reach:
