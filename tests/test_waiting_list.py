@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 
 import pytest
+from pyramid.exceptions import ConfigurationError
 from webtest import TestApp
 
 from ticketing import main
@@ -408,3 +409,22 @@ def test_organisers_see_the_queue_in_order(testapp, dbengine, gateway):
     assert [each["email"] for each in waiting["data"]] == [emails[0], emails[2]]
     assert availability(testapp, event)["event"]["waiting"] == 2
     assert_books(dbengine, gateway)
+
+
+def test_the_offer_lasts_the_setting(dbengine):
+    app = main({}, **app_settings(dbengine, **{"ticketing.waitlist_offer_hours": "1.5"}))
+    testapp = TestApp(app)
+    event, (first_sale,) = sold_out(testapp, dbengine, 1)
+    ann = join(testapp, event, 1, "ann@example.com").json["data"]
+    before = utcnow()
+
+    cancel(testapp, first_sale["id"])
+
+    expires_at = dt.datetime.fromisoformat(entry_of(testapp, ann["id"])["offer_expires_at"])
+    assert before + dt.timedelta(minutes=90) <= expires_at <= utcnow() + dt.timedelta(minutes=90)
+
+
+@pytest.mark.parametrize("hours", ["0", "-1", "soon"])
+def test_a_bad_offer_duration_fails_at_startup_naming_it(dbengine, hours):
+    with pytest.raises(ConfigurationError, match="ticketing.waitlist_offer_hours"):
+        main({}, **app_settings(dbengine, **{"ticketing.waitlist_offer_hours": hours}))
