@@ -10,6 +10,7 @@ from ticketing.domain import api_keys, tickets
 from ticketing.domain.tickets import TicketCodes
 from ticketing.models import (
     HOLDING_STATUSES,
+    EntryStatus,
     Event,
     EventStatus,
     Order,
@@ -19,6 +20,7 @@ from ticketing.models import (
     Ticket,
     TicketStatus,
     TicketType,
+    WaitingListEntry,
 )
 
 from .conftest import TEST_TICKET_SECRET
@@ -171,7 +173,9 @@ def assert_books_balance(engine, gateway):
     and its total (what was paid: the items' list prices less their discounts); the gateway
     keeps exactly one charge per confirmed order that costs something, of that order's total,
     and none for anything else; every promo code's uses are the orders holding one
-    (:func:`assert_promo_uses`)."""
+    (:func:`assert_promo_uses`). Tickets set aside for a waiting list count as taken (in the
+    type's sold, out of the event's available), and the waiting lists balance
+    (:func:`assert_waiting_lists_balance`)."""
     with Session(engine) as session:
         pending = session.scalar(
             select(func.count()).select_from(Order).where(Order.status == OrderStatus.PENDING)
@@ -179,21 +183,34 @@ def assert_books_balance(engine, gateway):
         assert pending == 0, f"{pending} orders left pending"
         _assert_types_balance(session)
         assert_tickets_issued_once(session)
+        assert_waiting_lists_balance(session)
         confirmed = (
             select(Order.event_id, func.sum(Order.quantity).label("sold"))
             .where(Order.status == OrderStatus.CONFIRMED)
             .group_by(Order.event_id)
             .subquery()
         )
+        set_aside = (
+            select(TicketType.event_id, func.sum(TicketType.set_aside).label("set_aside"))
+            .group_by(TicketType.event_id)
+            .subquery()
+        )
         rows = session.execute(
             select(
-                Event.id, Event.total_tickets, Event.available_tickets, confirmed.c.sold
-            ).outerjoin(confirmed, confirmed.c.event_id == Event.id)
+                Event.id,
+                Event.total_tickets,
+                Event.available_tickets,
+                confirmed.c.sold,
+                set_aside.c.set_aside,
+            )
+            .outerjoin(confirmed, confirmed.c.event_id == Event.id)
+            .outerjoin(set_aside, set_aside.c.event_id == Event.id)
         ).all()
-        for event_id, total, available, sold in rows:
+        for event_id, total, available, sold, aside in rows:
             assert available >= 0, f"event {event_id} is oversold"
-            assert available + (sold or 0) == total, (
-                f"event {event_id}: {available} available + {sold or 0} sold != {total}"
+            assert available + (sold or 0) + (aside or 0) == total, (
+                f"event {event_id}: {available} available + {sold or 0} sold + {aside or 0} "
+                f"set aside != {total}"
             )
         assert_promo_uses(session)
         charged = confirmed_charges(session)
@@ -254,11 +271,17 @@ def _assert_types_balance(session):
     )
     types = session.execute(
         select(
-            TicketType.id, TicketType.capacity, TicketType.sold, confirmed_items.c.sold
+            TicketType.id,
+            TicketType.capacity,
+            TicketType.sold,
+            TicketType.set_aside,
+            confirmed_items.c.sold,
         ).outerjoin(confirmed_items, confirmed_items.c.ticket_type_id == TicketType.id)
     ).all()
-    for type_id, capacity, sold, confirmed in types:
-        assert sold == (confirmed or 0), f"type {type_id}: sold {sold} != confirmed {confirmed}"
+    for type_id, capacity, sold, set_aside, confirmed in types:
+        assert sold == (confirmed or 0) + set_aside, (
+            f"type {type_id}: sold {sold} != confirmed {confirmed} + set aside {set_aside}"
+        )
         assert capacity is None or sold <= capacity, f"type {type_id} is oversold"
     by_event = session.execute(
         select(Event.id, Event.total_tickets - Event.available_tickets, func.sum(TicketType.sold))
@@ -282,6 +305,59 @@ def _assert_types_balance(session):
     ).all()
     for order_id, quantity, total, discount, *items in orders:
         assert (quantity, total, discount) == tuple(items), f"order {order_id}'s items"
+
+
+#: the orders an entry's offer may be, by the entry's status
+OFFER_ORDER_STATUSES = {
+    EntryStatus.OFFERED: set(HOLDING_STATUSES),
+    EntryStatus.PURCHASED: {OrderStatus.CONFIRMED, OrderStatus.CANCELLED},
+    # Given back; or paid for after all, late, its tickets still there (held again until the
+    # payment settles it: confirmed, the entry is purchased).
+    EntryStatus.EXPIRED: {
+        OrderStatus.EXPIRED,
+        OrderStatus.CANCELLED,
+        OrderStatus.FAILED,
+        *HOLDING_STATUSES,
+    },
+}
+
+
+def assert_waiting_lists_balance(session):
+    """Every offer is a hold of its entry's quantity of its type, for its email and name, in the
+    state its entry says (offered: held; purchased: paid; expired: given back), one order per
+    offer; waiting and left entries have none; one entry in line per email and type; no type
+    keeps set aside more than its line wants, nor anything with nobody in line."""
+    wanted = dict(
+        session.execute(
+            select(WaitingListEntry.ticket_type_id, func.sum(WaitingListEntry.quantity))
+            .where(WaitingListEntry.status == EntryStatus.WAITING)
+            .group_by(WaitingListEntry.ticket_type_id)
+        ).all()
+    )
+    for type_id, set_aside in session.execute(select(TicketType.id, TicketType.set_aside)):
+        assert set_aside <= wanted.get(type_id, 0), (
+            f"type {type_id}: {set_aside} set aside, its line wants {wanted.get(type_id, 0)}"
+        )
+    in_line = set()
+    for entry in session.scalars(select(WaitingListEntry)):
+        if entry.status in (EntryStatus.WAITING, EntryStatus.OFFERED):
+            key = (entry.ticket_type_id, entry.email)
+            assert key not in in_line, f"{entry.email} twice in line for {entry.ticket_type_id}"
+            in_line.add(key)
+        if entry.status in (EntryStatus.WAITING, EntryStatus.LEFT) and entry.offered_at is None:
+            assert entry.order_id is None, f"entry {entry.id} has an order, never offered"
+            continue
+        order = session.get(Order, entry.order_id)
+        assert order is not None, f"entry {entry.id} ({entry.status}) has no offer"
+        if entry.status != EntryStatus.LEFT:
+            assert order.status in OFFER_ORDER_STATUSES[entry.status], (
+                f"entry {entry.id} is {entry.status}, its offer {order.status}"
+            )
+        [item] = order.items
+        assert (order.customer_email, order.customer_name, order.quantity) == (
+            entry.email, entry.name, entry.quantity,
+        )  # fmt: skip
+        assert item.ticket_type_id == entry.ticket_type_id
 
 
 def assert_tickets_issued_once(session):

@@ -29,6 +29,7 @@ from .factories import (
     assert_charges_kept,
     assert_promo_uses,
     assert_tickets_issued_once,
+    assert_waiting_lists_balance,
     confirmed_charges,
     load_order,
 )
@@ -115,10 +116,13 @@ class FakeStripeLedger:
 def assert_books(engine, ledger):
     """The books of holds and payments balance, counted from the orders themselves:
 
-    - per event: available + held + sold = capacity (held: orders reserved, pending or awaiting
-      the buyer; sold: confirmed), and the availability the API shows says the same;
-    - per ticket type: its taken count is its held + sold items, within its capacity (so its own
-      remaining + held + sold = capacity), and the API's held and sold are those;
+    - per event: available + set aside + held + sold = capacity (set aside: kept for the waiting
+      lists; held: orders reserved, pending or awaiting the buyer, the lists' offers among
+      them; sold: confirmed), and the availability the API shows says the same;
+    - per ticket type: its taken count is its held + sold items and its set aside, within its
+      capacity (so its own remaining + set aside + held + sold = capacity), and the API's held,
+      sold and set aside are those;
+    - the waiting lists balance (``factories.assert_waiting_lists_balance``);
     - the tickets: one valid per unit of a confirmed order, void for a cancelled one that had
       been confirmed, none for any other;
     - the gateway keeps exactly one charge per confirmed order that costs something (its
@@ -129,29 +133,40 @@ def assert_books(engine, ledger):
     """
     with Session(engine) as session:
         assert_tickets_issued_once(session)
+        assert_waiting_lists_balance(session)
         for event in session.scalars(select(Event)):
             held = _quantity(session, event.id, HOLDING_STATUSES)
             sold = _quantity(session, event.id, (OrderStatus.CONFIRMED,))
-            assert event.available_tickets >= 0, f"event {event.id} is oversold"
-            assert event.available_tickets + held + sold == event.total_tickets, (
-                f"event {event.id}: {event.available_tickets} available + {held} held + "
-                f"{sold} sold != {event.total_tickets}"
+            set_aside = session.scalar(
+                select(func.coalesce(func.sum(TicketType.set_aside), 0)).where(
+                    TicketType.event_id == event.id
+                )
             )
-            _, rows, shown_held = availability(session, event.id, include_hidden=True)
-            assert shown_held == held, f"event {event.id}: shows {shown_held} held, not {held}"
+            assert event.available_tickets >= 0, f"event {event.id} is oversold"
+            assert event.available_tickets + set_aside + held + sold == event.total_tickets, (
+                f"event {event.id}: {event.available_tickets} available + {set_aside} set aside "
+                f"+ {held} held + {sold} sold != {event.total_tickets}"
+            )
+            _, rows, shown = availability(session, event.id, include_hidden=True)
+            assert (shown["held"], shown["set_aside"]) == (held, set_aside), (
+                f"event {event.id}: shows {shown}, not {held} held and {set_aside} set aside"
+            )
             for row in rows:
                 ticket_type = row["ticket_type"]
                 type_held = _type_quantity(session, ticket_type.id, HOLDING_STATUSES)
                 type_sold = _type_quantity(session, ticket_type.id, (OrderStatus.CONFIRMED,))
-                assert ticket_type.sold == type_held + type_sold, (
+                aside = ticket_type.set_aside
+                assert ticket_type.sold == type_held + type_sold + aside, (
                     f"type {ticket_type.id}: taken {ticket_type.sold} != {type_held} held + "
-                    f"{type_sold} sold"
+                    f"{type_sold} sold + {aside} set aside"
                 )
-                assert (row["held"], row["sold"]) == (type_held, type_sold), ticket_type.id
+                assert (row["held"], row["sold"], row["set_aside"]) == (
+                    type_held, type_sold, aside,
+                ), ticket_type.id  # fmt: skip
                 if ticket_type.capacity is not None:
                     own_remaining = ticket_type.capacity - ticket_type.sold
                     assert own_remaining >= 0, f"type {ticket_type.id} is oversold"
-                    assert own_remaining + type_held + type_sold == ticket_type.capacity
+                    assert own_remaining + aside + type_held + type_sold == ticket_type.capacity
                     assert row["available"] <= own_remaining
         assert_promo_uses(session)
         charged = confirmed_charges(session)

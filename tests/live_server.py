@@ -34,10 +34,11 @@ def _answers(url):
         return False
 
 
-def ini_for_tests(tmp_path, ini):
+def ini_for_tests(tmp_path, ini, settings=None):
     """``ini`` with the mock gateway's ledger moved into ``tmp_path``, so that no test books its
-    charges into the developer's own ledger beside development.ini. Its other sections (server,
-    pshell, logging) are copied as they are."""
+    charges into the developer's own ledger beside development.ini, and with ``settings`` (app
+    settings) set over its own. Its other sections (server, pshell, logging) are copied as they
+    are."""
     source = (REPO / ini).resolve()
     text = source.read_text()
     app_start = text.index("[app:main]")
@@ -45,17 +46,19 @@ def ini_for_tests(tmp_path, ini):
     wrapper = tmp_path / f"live-{source.name}"
     wrapper.write_text(
         f"[app:main]\nuse = config:{source}#main\n"
-        f"payments.mock.ledger_url = sqlite:///{tmp_path / 'payments-mock.sqlite'}\n\n"
+        f"payments.mock.ledger_url = sqlite:///{tmp_path / 'payments-mock.sqlite'}\n"
+        + "".join(f"{name} = {value}\n" for name, value in (settings or {}).items())
+        + "\n"
         + (text[app_end + 1 :] if app_end != -1 else "")
     )
     return wrapper
 
 
 @contextlib.contextmanager
-def live_server(tmp_path, ini="development.ini"):
+def live_server(tmp_path, ini="development.ini", settings=None):
     """Migrate the database (a fresh one, the first time), start pserve, yield its base URL; stop
     it on the way out."""
-    ini = ini_for_tests(tmp_path, ini)
+    ini = ini_for_tests(tmp_path, ini, settings)
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite'}",

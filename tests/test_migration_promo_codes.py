@@ -75,6 +75,8 @@ def test_upgrading_keeps_every_order_s_total_with_no_discount(fresh_engine):
     migrate(fresh_engine, PROMO_CODES)
 
     assert totals(fresh_engine) == before
+    # The later revisions on top of it: the schema is the models' (0009 is no longer the head).
+    migrate(fresh_engine, "head")
     with fresh_engine.begin() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         discounts = set(connection.scalars(sa.text("SELECT discount_cents FROM orders")))

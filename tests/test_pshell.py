@@ -74,6 +74,8 @@ def test_the_console_lists_its_operations(database):
         "check_in_stats",
         "undo_check_in",
         "issue_missing_tickets",
+        "waiting_list",
+        "match_waiting_lists",
     ):
         assert name in output
 
@@ -206,3 +208,40 @@ def test_an_order_s_tickets_and_the_door_s_figures_from_the_console(database):
 
     assert f"CODES {codes}" in output
     assert "STATS 2" in output and "ISSUED 0" in output
+
+
+def test_the_waiting_list_from_the_console(database):
+    url, engine = database
+    event = create_event(engine, total_tickets=1, available_tickets=0)
+    hold = create_order(
+        engine,
+        event,
+        quantity=1,
+        status=OrderStatus.RESERVED,
+        expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
+    )
+
+    output = pshell(
+        url,
+        "import uuid\n"
+        "from ticketing.domain import waiting_list as line\n"
+        "from ticketing.models.types import utcnow\n"
+        f"line.join(dbsession, uuid.UUID('{event.id}'), email='ann@example.com', name='Ann', "
+        "ticket_type_id=None, quantity=1, now=utcnow())\n"
+        "tm.commit(); tm.begin()\n"
+        "expire_holds()\n"
+        f"print('BEFORE', waiting_list('{event.id}'))\n"
+        "print('OFFERS', match_waiting_lists())\n"
+        f"print('AFTER', waiting_list('{event.id}'))\n"
+        f"print('SUMMARY', sales_summary('{event.id}'))\n",
+    )
+
+    assert load_order(engine, hold.id).status == OrderStatus.EXPIRED
+    # The expired hold's ticket was set aside; no worker runs here, so the console offers it.
+    before = output.split("BEFORE ", 1)[1].splitlines()[0]
+    assert "'ann@example.com', 1, 'waiting', 1, None" in before
+    assert "OFFERS 1" in output
+    after = output.split("AFTER ", 1)[1].splitlines()[0]
+    assert "'offered', None, '" in after
+    assert "'offers_outstanding': 1" in output
+    assert load_event(engine, event.id).available_tickets == 0

@@ -83,6 +83,13 @@ ACCESS = {
     ("GET", "/api/orders/{id}/tickets.pdf"): PUBLIC,
     ("HEAD", "/api/orders/{id}/tickets.pdf"): PUBLIC,
     ("PUT", "/api/tickets/{id}"): PUBLIC,
+    ("POST", "/api/events/{id}/waiting-list"): PUBLIC,
+    ("GET", "/api/events/{id}/waiting-list"): READ,
+    ("HEAD", "/api/events/{id}/waiting-list"): READ,
+    # The entry's UUID is its holder's proof, as an order's is.
+    ("GET", "/api/waiting-list/{id}"): PUBLIC,
+    ("HEAD", "/api/waiting-list/{id}"): PUBLIC,
+    ("DELETE", "/api/waiting-list/{id}"): PUBLIC,
     ("GET", "/api/events/{id}/attendees"): READ,
     ("HEAD", "/api/events/{id}/attendees"): READ,
     ("POST", "/api/events/{id}/check-ins"): CHECK_IN,

@@ -308,6 +308,9 @@ def test_the_done_when_sale_vip_standard_and_early_bird_in_one_order(testapp, db
         "capacity": 100,
         "sold": 6,
         "held": 0,
+        "set_aside": 0,
+        "offered": 0,
+        "waiting": 0,
         "available": 94,
     }
     assert_books_balance(dbengine, gateway)
@@ -480,7 +483,15 @@ def test_cancelling_returns_every_items_tickets_to_its_type_and_the_event(
     testapp.post(f"/api/orders/{order['id']}/cancel", status=200)
 
     left = availability(testapp, event)
-    assert left["event"] == {"capacity": 100, "sold": 0, "held": 0, "available": 100}
+    assert left["event"] == {
+        "capacity": 100,
+        "sold": 0,
+        "held": 0,
+        "set_aside": 0,
+        "offered": 0,
+        "waiting": 0,
+        "available": 100,
+    }
     assert [(row["sold"], row["available"]) for row in left["ticket_types"]] == [(0, 100), (0, 10)]
     assert_books_balance(dbengine, gateway)
 
@@ -675,6 +686,16 @@ def test_the_sales_summary_breaks_sales_down_by_type(testapp, dbsession):
         "290.00",
         "150.00",
     )
+    nobody_waits = {
+        "waiting": 0,
+        "tickets_wanted": 0,
+        "offers_outstanding": 0,
+        "tickets_offered": 0,
+        "offers_purchased": 0,
+        "offers_expired": 0,
+        "set_aside": 0,
+    }
+    assert summary["waiting_list"] == nobody_waits
     assert summary["ticket_types"] == [
         {
             "name": "General admission",
@@ -685,6 +706,7 @@ def test_the_sales_summary_breaks_sales_down_by_type(testapp, dbsession):
             "revenue": "50.00",
             "refunded": "150.00",
             "discounts": "0.00",
+            "waiting_list": nobody_waits,
         },
         {
             "name": "VIP",
@@ -695,5 +717,6 @@ def test_the_sales_summary_breaks_sales_down_by_type(testapp, dbsession):
             "revenue": "240.00",
             "refunded": "0.00",
             "discounts": "0.00",
+            "waiting_list": nobody_waits,
         },
     ]

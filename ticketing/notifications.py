@@ -75,6 +75,14 @@ def payment_refunded_message(order, event, sender):
     return render_message("payment_refunded", *_order_values(order, event), order, sender)
 
 
+def waiting_list_offer_message(order, event, sender):
+    """The email telling someone on the waiting list that tickets are held for them: the
+    order (a hold) to pay, and until when."""
+    values, html_values = _order_values(order, event)
+    values["expires_at"] = format_event_date(order.expires_at)
+    return render_message("waiting_list_offer", values, html_values, order, sender)
+
+
 def render_message(name, values, html_values, order, sender, *, now=None):
     """Fill the three templates of message ``name`` with ``values`` and address the result from
     ``sender`` to the order's customer. The HTML part gets ``values`` escaped, and

@@ -11,7 +11,16 @@ import uuid
 
 from ticketing import models
 from ticketing.adapters import mock_webhooks
-from ticketing.domain import api_keys, checkins, events, holds, orders, outbox, tickets
+from ticketing.domain import (
+    api_keys,
+    checkins,
+    events,
+    holds,
+    orders,
+    outbox,
+    tickets,
+    waiting_list,
+)
 from ticketing.interfaces import IEmailSender, IPaymentGateway
 from ticketing.models.types import utcnow
 from ticketing.settings import hold_duration
@@ -104,6 +113,32 @@ def setup(env):
         """Tickets, orders and money of one event."""
         return orders.sales_summary(dbsession, uuid.UUID(str(event_id)))
 
+    def waiting_list_of(event_id):
+        """An event's waiting list in the order people joined: (entry id, email, quantity,
+        status, place in line, the offer's order id)."""
+        page = waiting_list.list_entries(dbsession, uuid.UUID(str(event_id)), limit=10_000)
+        return [
+            (str(shown.entry.id), shown.entry.email, shown.entry.quantity,
+             str(shown.entry.status), shown.position,
+             None if shown.entry.order_id is None else str(shown.entry.order_id))
+            for shown in page.items
+        ]  # fmt: skip
+
+    @committing
+    def match_waiting_lists():
+        """Run the waiting list's sweep now, its matching too: what is set aside is offered to
+        the people in line (a lost job's, or one queued while no worker runs); returns the
+        offers made (commits)."""
+        now = utcnow()
+        stranded = set(waiting_list.types_to_match(dbsession, now=now))
+        stranded |= dbsession.info.pop(waiting_list.MATCH_AFTER_COMMIT, set())
+        return sum(
+            len(waiting_list.match(
+                dbsession, ticket_type_id, now=now, offer_for=registry["waitlist_offer_for"]
+            ).offered)
+            for ticket_type_id in sorted(stranded)
+        )  # fmt: skip
+
     ticket_codes = registry["ticket_codes"]
 
     def order_tickets(order_id):
@@ -166,6 +201,8 @@ def setup(env):
         complete_payment_action=complete_payment_action,
         failed_emails=failed_emails,
         sales_summary=sales_summary,
+        waiting_list=waiting_list_of,
+        match_waiting_lists=match_waiting_lists,
         order_tickets=order_tickets,
         check_in_stats=check_in_stats,
         undo_check_in=undo_check_in,

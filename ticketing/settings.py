@@ -72,6 +72,15 @@ def hold_duration(settings):
     return dt.timedelta(minutes=minutes)
 
 
+def waitlist_offer_duration(settings):
+    """``ticketing.waitlist_offer_hours`` (default 24): how long a waiting list's offer (a hold)
+    keeps its tickets for the person it is made to."""
+    hours = as_float(settings, "ticketing.waitlist_offer_hours", 24)
+    if hours <= 0:
+        raise ConfigurationError("setting 'ticketing.waitlist_offer_hours' must be above 0")
+    return dt.timedelta(hours=hours)
+
+
 def as_bool(settings, key, default):
     return asbool(settings.get(key, default))
 

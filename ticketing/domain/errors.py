@@ -342,3 +342,23 @@ class InvalidPromoCode(BadRequest):
 
     code = "invalid_promo_code"
     title = "The promo code's fields contradict each other"
+
+
+class TicketsAvailable(Conflict):
+    code = "tickets_available"
+    title = "Tickets are on sale: buy them instead of waiting"
+
+
+class AlreadyOnWaitingList(Conflict):
+    code = "already_on_waiting_list"
+    title = "This email is already on the waiting list of this ticket type"
+
+
+class WaitingListEntryNotFound(NotFound):
+    code = "waiting_list_entry_not_found"
+    title = "Waiting list entry not found"
+
+
+class WaitingListEntryPurchased(Conflict):
+    code = "waiting_list_entry_purchased"
+    title = "The entry's offer was paid; cancel the order instead"

@@ -14,7 +14,7 @@ from ticketing.money import AmountNotInCurrency, from_minor_units, to_minor_unit
 from ticketing.pagination import paginate
 from ticketing.representations import event_json
 
-from . import event_log
+from . import event_log, waiting_list
 from .errors import (
     CurrencyLocked,
     EventDatePassed,
@@ -127,6 +127,7 @@ def update_event(dbsession, event_id, changes, *, now):
     for field, value in changes.items():
         setattr(event, field, value)
     dbsession.flush()
+    waiting_list.set_aside_for_raised_capacity(dbsession, event, now=now)
     _publish(dbsession, EventChanged, event, now)
     return event
 

@@ -19,7 +19,7 @@ from zope.sqlalchemy import mark_changed
 
 from ticketing.models import Event, EventStatus, OrderItem, TicketType
 
-from . import promo_codes
+from . import promo_codes, waiting_list
 from .errors import (
     AboveMaxPerOrder,
     BelowMinPerOrder,
@@ -357,7 +357,11 @@ def _when(moment):
 
 def release_order(dbsession, event_id, order_id, quantity, *, now):
     """Give back the tickets of a failed or cancelled order: each item's to its type, all of
-    them to the event (whose row is locked first, as everywhere), and its promo code's use."""
+    them to the event (whose row is locked first, as everywhere), and its promo code's use;
+    then, while anyone waits for a type of the event, set aside for them what they wait for
+    (:func:`~ticketing.domain.waiting_list.set_aside_for_waiters`), and end the offer if the
+    order was one. The type's UPDATE asks all three, so that an order without a code, or
+    nobody waiting, costs no statement."""
     dbsession.execute(
         update(Event)
         .where(Event.id == event_id)
@@ -367,7 +371,9 @@ def release_order(dbsession, event_id, order_id, quantity, *, now):
     of_order = select(OrderItem.quantity).where(
         OrderItem.order_id == order_id, OrderItem.ticket_type_id == TicketType.id
     )
-    dbsession.execute(
+    # Asked under the event's lock, which every writer of the list and the types holds: the
+    # statement's snapshot has all of theirs.
+    given_back = dbsession.execute(
         update(TicketType)
         .where(
             TicketType.id.in_(
@@ -375,9 +381,19 @@ def release_order(dbsession, event_id, order_id, quantity, *, now):
             )
         )
         .values(sold=TicketType.sold - of_order.scalar_subquery(), updated_at=now)
+        .returning(
+            waiting_list.anyone_waits_for_event(TicketType.event_id).label("anyone_waits"),
+            waiting_list.is_offer(order_id).label("offer"),
+            promo_codes.holds_use(order_id).label("holds_use"),
+        )
         .execution_options(synchronize_session=False)
-    )
-    promo_codes.give_back_use(dbsession, order_id)
+    ).all()
+    if any(row.holds_use for row in given_back):
+        promo_codes.give_back_use(dbsession, order_id)
+    if any(row.offer for row in given_back):
+        waiting_list.end_offer(dbsession, order_id, now=now)
+    if any(row.anyone_waits for row in given_back):
+        waiting_list.set_aside_for_waiters(dbsession, event_id, now=now)
 
 
 def retake_order(dbsession, event_id, order_id, quantity, *, now):

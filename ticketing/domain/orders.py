@@ -57,7 +57,7 @@ from ticketing.money import format_money
 from ticketing.pagination import paginate
 from ticketing.representations import order_json
 
-from . import event_log, events, inventory, outbox, promo_codes, tickets
+from . import event_log, events, inventory, outbox, promo_codes, tickets, waiting_list
 from .errors import (
     ChangeRefused,
     IdempotencyKeyReused,
@@ -591,6 +591,7 @@ def _confirm(dbsession, ticket_codes, order, charge, now, from_statuses=(OrderSt
         mark_changed(dbsession)
         outbox.dispatch_after_commit(dbsession, email_id)
         event_log.announce(dbsession, confirmed)
+        _offer_paid_if_hold(dbsession, order, from_statuses, now)
         return True
     if dbsession.execute(_confirmation(from_statuses), parameters).first() is None:
         return False
@@ -598,7 +599,15 @@ def _confirm(dbsession, ticket_codes, order, charge, now, from_statuses=(OrderSt
     tickets.issue_tickets(dbsession, ticket_codes, order, now=now)
     outbox.record_email(dbsession, order.id, EmailKind.ORDER_CONFIRMATION, now=now)
     event_log.publish(dbsession, confirmed)
+    _offer_paid_if_hold(dbsession, order, from_statuses, now)
     return True
+
+
+def _offer_paid_if_hold(dbsession, order, from_statuses, now):
+    """A hold confirmed may be a waiting list's offer; a one-step purchase (pending, never
+    held) cannot be, and costs no statement."""
+    if from_statuses != (OrderStatus.PENDING,) or order.expires_at is not None:
+        waiting_list.offer_paid(dbsession, order.id, now=now)
 
 
 def _snapshot(order, **changes):
@@ -869,8 +878,9 @@ def _settle_pending_order(dbsession, gateway, ticket_codes, order_id, now):
 
 def sales_summary(dbsession, event_id):
     """An event's inventory and money: tickets sold, orders by status, revenue kept and
-    refunded (what buyers paid), and the discounts of promo codes, for the event, for each of
-    its ticket types and for each code (confirmed orders)."""
+    refunded (what buyers paid), the discounts of promo codes, for the event, for each of its
+    ticket types and for each code (confirmed orders), and its waiting list (people in line,
+    offers out, paid and expired, tickets set aside), for the event and for each of its types."""
     event = events.get_event(dbsession, event_id, with_types=True)
     rows = dbsession.execute(
         select(
@@ -902,6 +912,7 @@ def sales_summary(dbsession, event_id):
     for type_id, status, sold, cents, discount in item_rows:
         by_type.setdefault(type_id, {})[str(status)] = (sold, cents, discount)
     money = functools.partial(format_money, currency=event.currency)
+    waiting_totals, waiting = waiting_list.summary(dbsession, event_id)
     return {
         "event": event.name,
         "status": str(event.status),
@@ -913,8 +924,12 @@ def sales_summary(dbsession, event_id):
         "refunded": money(cancelled[2]),
         "discounts": money(confirmed[3]),
         "currency": event.currency,
+        "waiting_list": waiting_totals,
         "ticket_types": [
-            _type_summary(ticket_type, event, by_type.get(ticket_type.id, {}), money)
+            {
+                **_type_summary(ticket_type, event, by_type.get(ticket_type.id, {}), money),
+                "waiting_list": waiting[ticket_type.id],
+            }
             for ticket_type in event.ticket_types
         ],
         "promo_codes": [

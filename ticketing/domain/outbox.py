@@ -19,6 +19,7 @@ from ticketing.notifications import (
     order_cancellation_message,
     order_confirmation_message,
     payment_refunded_message,
+    waiting_list_offer_message,
 )
 from ticketing.ticket_pdf import printed_tickets, tickets_pdf
 
@@ -38,6 +39,7 @@ MESSAGES = {
     EmailKind.ORDER_CONFIRMATION: order_confirmation_message,
     EmailKind.ORDER_CANCELLATION: order_cancellation_message,
     EmailKind.PAYMENT_REFUNDED: payment_refunded_message,
+    EmailKind.WAITING_LIST_OFFER: waiting_list_offer_message,
 }
 
 

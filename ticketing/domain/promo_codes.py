@@ -269,9 +269,15 @@ def _conditional_use(code_id, now, *, check_validity=True):
     )
 
 
+def holds_use(order_id):
+    """SQL: whether the order holds a use of a code (for
+    :func:`~ticketing.domain.inventory.release_order` to ask in a statement it runs anyway)."""
+    return exists().where(Order.id == order_id, Order.promo_code_id.is_not(None))
+
+
 def give_back_use(dbsession, order_id):
-    """The order's use goes back to its code, if it holds one (one statement either way); call
-    it where the order's tickets go back, with the event's and types' rows locked first."""
+    """The order's use goes back to its code; call it where the order's tickets go back, with
+    the event's and types' rows locked first, for an order that :func:`holds_use`."""
     dbsession.execute(
         update(PromoCode)
         .where(

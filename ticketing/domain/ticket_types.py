@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ticketing.models import HOLDING_STATUSES, EventStatus, Order, OrderItem, TicketType
 
-from . import events
+from . import events, waiting_list
 from .errors import (
     CapacityBelowSold,
     EventReadOnly,
@@ -77,8 +77,9 @@ def create_ticket_type(dbsession, event_id, fields, *, max_per_order_ceiling):
     return event, ticket_type
 
 
-def update_ticket_type(dbsession, event_id, ticket_type_id, changes):
-    """Change a type; its capacity may not drop below what orders took of it."""
+def update_ticket_type(dbsession, event_id, ticket_type_id, changes, *, now):
+    """Change a type; its capacity may not drop below what orders took of it (and what is set
+    aside for its waiting list). What a raised capacity frees goes to the line first."""
     event = _changeable_event(dbsession, event_id)
     ticket_type = get_ticket_type(
         dbsession, event_id, ticket_type_id, include_hidden=True, for_update=True
@@ -97,6 +98,7 @@ def update_ticket_type(dbsession, event_id, ticket_type_id, changes):
         setattr(ticket_type, field, value)
     _check_rules(ticket_type)
     dbsession.flush()
+    waiting_list.set_aside_for_raised_capacity(dbsession, event, now=now)
     return event, ticket_type
 
 
@@ -121,10 +123,12 @@ def delete_ticket_type(dbsession, event_id, ticket_type_id):
 
 
 def availability(dbsession, event_id, *, include_hidden):
-    """Capacity, sold, held and available, per type, and the tickets held of the whole event:
-    (event, rows, held). Held tickets are those of orders taken but not paid (holds, payments
-    under way or awaiting the buyer); a type's ``sold`` column counts them too, so ``sold`` here
-    is what is paid for."""
+    """Capacity, sold, held, set aside and available, per type, with the waiting list's offers
+    and people in line, and the event's totals of held, set aside, offered and waiting:
+    (event, rows, totals). Held tickets are those of orders taken but not paid (holds, the
+    waiting list's offers among them, payments under way or awaiting the buyer); a type's
+    ``sold`` column counts them and its ``set_aside`` too, so ``sold`` here is what is paid
+    for."""
     event, types = list_ticket_types(dbsession, event_id, include_hidden=include_hidden)
     held = dict(
         dbsession.execute(
@@ -134,17 +138,29 @@ def availability(dbsession, event_id, *, include_hidden):
             .group_by(OrderItem.ticket_type_id)
         ).all()
     )
-    rows = [
-        {
-            "ticket_type": ticket_type,
-            "capacity": ticket_type.capacity,
-            "sold": ticket_type.sold - held.get(ticket_type.id, 0),
-            "held": held.get(ticket_type.id, 0),
-            "available": ticket_type.available_within(event.available_tickets),
-        }
-        for ticket_type in types
-    ]
-    return event, rows, sum(held.values())
+    waiting_totals, waiting = waiting_list.summary(dbsession, event_id)
+    rows = []
+    for ticket_type in types:
+        figures = waiting.get(ticket_type.id, {})
+        rows.append(
+            {
+                "ticket_type": ticket_type,
+                "capacity": ticket_type.capacity,
+                "sold": ticket_type.sold - held.get(ticket_type.id, 0) - ticket_type.set_aside,
+                "held": held.get(ticket_type.id, 0),
+                "set_aside": ticket_type.set_aside,
+                "offered": figures.get("tickets_offered", 0),
+                "waiting": figures.get("waiting", 0),
+                "available": ticket_type.available_within(event.available_tickets),
+            }
+        )
+    totals = {
+        "held": sum(held.values()),
+        "set_aside": waiting_totals["set_aside"],
+        "offered": waiting_totals["tickets_offered"],
+        "waiting": waiting_totals["waiting"],
+    }
+    return event, rows, totals
 
 
 def _changeable_event(dbsession, event_id):

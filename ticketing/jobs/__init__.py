@@ -126,3 +126,4 @@ def includeme(config):
     session_factory = config.registry["dbsession_factory"]
     sqlalchemy.event.listen(session_factory, "after_commit", jobs.dispatch_after_commit)
     sqlalchemy.event.listen(session_factory, "after_rollback", forget_dispatch)
+    config.include(".waiting_list")

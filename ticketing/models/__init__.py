@@ -20,13 +20,16 @@ from .promo_code import WHOLE_PERCENT, DiscountType, PromoCode, PromoCodeTicketT
 from .stripe_event import StripeEvent
 from .ticket import CheckIn, Ticket, TicketStatus
 from .ticket_type import TicketType
+from .waiting_list import ACTIVE_ENTRY_STATUSES, EntryStatus, WaitingListEntry
 
 __all__ = [
+    "ACTIVE_ENTRY_STATUSES",
     "ApiKey",
     "Base",
     "CheckIn",
     "EmailKind",
     "EmailStatus",
+    "EntryStatus",
     "OutboxEmail",
     "DiscountType",
     "PromoCode",
@@ -45,6 +48,7 @@ __all__ = [
     "Ticket",
     "TicketStatus",
     "TicketType",
+    "WaitingListEntry",
     "get_engine",
     "get_request_session_factory",
     "get_session_factory",

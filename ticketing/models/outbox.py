@@ -14,6 +14,8 @@ class EmailKind(enum.StrEnum):
     ORDER_CANCELLATION = "order_cancellation"
     #: money that arrived after its hold expired and its tickets were gone, given back
     PAYMENT_REFUNDED = "payment_refunded"
+    #: tickets freed for someone on the waiting list, held for them to pay (the order's hold)
+    WAITING_LIST_OFFER = "waiting_list_offer"
 
 
 class EmailStatus(enum.StrEnum):

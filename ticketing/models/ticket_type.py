@@ -21,7 +21,8 @@ from .types import UTCDateTime, utcnow
 class TicketType(Base):
     """A kind of ticket an event sells, at its own price, with an optional capacity of its own
     inside the event's: "VIP, 20 places at 120.00". The event's ``available_tickets`` stays the
-    shared limit; ``sold`` counts the type's tickets taken by orders pending or confirmed."""
+    shared limit; ``sold`` counts the type's tickets taken: by orders held or confirmed, and
+    ``set_aside`` of them for the type's waiting list (``ticketing.domain.waiting_list``)."""
 
     __tablename__ = "ticket_types"
     __table_args__ = (
@@ -29,6 +30,7 @@ class TicketType(Base):
         CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_not_negative"),
         CheckConstraint("sold >= 0", name="sold_not_negative"),
         CheckConstraint("capacity IS NULL OR sold <= capacity", name="sold_within_capacity"),
+        CheckConstraint("set_aside >= 0 AND set_aside <= sold", name="set_aside_within_sold"),
         CheckConstraint("min_per_order >= 1", name="min_per_order_positive"),
         CheckConstraint("max_per_order >= min_per_order", name="max_per_order_not_below_min"),
         CheckConstraint(
@@ -50,6 +52,10 @@ class TicketType(Base):
     #: None: limited by the event's capacity alone
     capacity: Mapped[int | None] = mapped_column(Integer)
     sold: Mapped[int] = mapped_column(Integer, default=0)
+    #: tickets given back while people wait for this type: kept out of public sale (out of the
+    #: event's ``available_tickets``, and counted in ``sold``) until the waiting list's matching
+    #: job makes offers of them
+    set_aside: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sales_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sales_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     min_per_order: Mapped[int] = mapped_column(Integer, default=1)

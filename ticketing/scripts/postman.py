@@ -6,20 +6,22 @@ Every operation but the automatic HEADs becomes a request, in an order that runs
 checkin key, list the tickets, download their PDF, scan one (201), scan it again (409
 ``already_checked_in``, the one request that is no operation of its own), the figures (1 of 4
 checked in), the attendees, undo the scan; add a ticket type; add, read, disable and delete a
-promo code; cancel, Stripe's webhook, delete; revoke the key),
+promo code; join a sold-out type's waiting list, read the entry, the queue, leave; cancel,
+Stripe's webhook, delete; revoke the key),
 with the document's example bodies (the seed's "Create Event" and "Purchase Tickets"; the
 purchase's idempotency key is a fresh ``{{$guid}}`` each run, so that the collection can run
 again), its query parameters (disabled until needed) and headers. Each request carries tests, as
 Postman users expect: its success status, and the fields of the answer that the rest of the
 collection relies on. Variables: ``baseUrl``, ``apiKey`` (sent as a Bearer token on organiser
 operations), ``doorKey`` (the checkin key's, sent by the door's requests), and ``eventId``,
-``orderId``, ``ticketTypeId``, ``promoCodeId``, ``keyId``, ``ticketId``, ``ticketCode`` and
-``checkInId``, which the requests set from their answers. The delete of an event deletes a
-draft its pre-request script creates, as the event the collection sold tickets for keeps its
-sales history; Give a hold back releases a hold its pre-request script makes (``holdId``);
-Stripe's webhook is posted with a body its pre-request script signs as Stripe does, with
-``stripeWebhookSecret`` (development.ini's ``stripe.webhook_secret``): an event the app
-acknowledges and ignores. ``newman run
+``orderId``, ``ticketTypeId``, ``promoCodeId``, ``waitingListEntryId``, ``keyId``,
+``ticketId``, ``ticketCode`` and ``checkInId``, which the requests set from their answers. The
+delete of an event deletes a draft its pre-request script creates, as the event the collection
+sold tickets for keeps its sales history; Give a hold back releases a hold its pre-request
+script makes (``holdId``); joining a waiting list waits for a type of no capacity its
+pre-request script adds (``soldOutTypeId``); Stripe's webhook is posted with a body its
+pre-request script signs as Stripe does, with ``stripeWebhookSecret`` (development.ini's
+``stripe.webhook_secret``): an event the app acknowledges and ignores. ``newman run
 postman_collection.json --env-var baseUrl=http://127.0.0.1:6543`` runs it green against ``make
 run`` (tests/test_postman.py).
 
@@ -88,6 +90,12 @@ OPERATION_ORDER = (
     "get_promo_code",
     "update_promo_code",
     "delete_promo_code",
+    # The waiting list of a type that sells nothing (its pre-request script makes it): join
+    # it, read the entry, see the queue, leave.
+    "join_waiting_list",
+    "get_waiting_list_entry",
+    "list_waiting_list",
+    "leave_waiting_list",
     "cancel_order",
     "list_webhook_deliveries",
     "retry_webhook_delivery",
@@ -105,6 +113,10 @@ ON_A_DRAFT = {"delete_event"}
 NEEDS_A_DELIVERY = {"retry_webhook_delivery"}
 #: operations whose ``{id}`` is a hold made for them
 ON_A_HOLD = {"release_hold"}
+#: operations on a sold-out ticket type made for them
+ON_A_SOLD_OUT_TYPE = {"join_waiting_list"}
+#: path segments whose ``{id}`` is not named after the segment
+ID_VARIABLES = {"waiting-list": "waitingListEntryId"}
 #: operations called by Stripe, with a signed body
 SIGNED_BY_STRIPE = {"receive_stripe_event"}
 #: development.ini's stripe.webhook_secret
@@ -171,6 +183,16 @@ def collection_from_openapi(document):
                 "description": "Set by Give a hold back's pre-request script.",
             },
             {
+                "key": "soldOutTypeId",
+                "value": "",
+                "description": "Set by Join a ticket type's waiting list's pre-request script.",
+            },
+            {
+                "key": "waitingListEntryId",
+                "value": "",
+                "description": "Set by Join a ticket type's waiting list.",
+            },
+            {
                 "key": "stripeWebhookSecret",
                 "value": DEVELOPMENT_WEBHOOK_SECRET,
                 "description": "The server's stripe.webhook_secret, to sign Stripe's events.",
@@ -193,6 +215,8 @@ def _variable_of(segments, index, name):
     ``{ticket_type_id}`` is ``ticketTypeId``."""
     if name in PATH_VARIABLES:
         return PATH_VARIABLES[name]
+    if name == "id" and segments[index - 1] in ID_VARIABLES:
+        return ID_VARIABLES[segments[index - 1]]
     if name == "id":
         # events -> eventId, webhooks -> webhookId, check-ins -> checkInId
         first, *rest = segments[index - 1].removesuffix("s").split("-")
@@ -279,6 +303,8 @@ def _request(path, method, operation, document):
         events.insert(0, _create_a_draft(document))
     if on_a_hold:
         events.insert(0, _create_a_hold(document))
+    if operation["operationId"] in ON_A_SOLD_OUT_TYPE:
+        events.insert(0, _create_a_sold_out_type())
     if operation["operationId"] in SIGNED_BY_STRIPE:
         request["header"].insert(0, {"key": "Content-Type", "value": "application/json"})
         request["body"] = {"mode": "raw", "raw": "", "options": {"raw": {"language": "json"}}}
@@ -299,6 +325,9 @@ def _fresh_keys(example):
     ticket = example.get("ticket")
     if isinstance(ticket, dict) and "order_id" in ticket:
         return {**example, "ticket": {**ticket, "order_id": "{{orderId}}"}}
+    entry = example.get("entry")
+    if isinstance(entry, dict) and "quantity" in entry:
+        return {**example, "entry": {**entry, "ticket_type_id": "{{soldOutTypeId}}"}}
     return example
 
 
@@ -322,6 +351,13 @@ FURTHER_TESTS = {
         'pm.test("answers a PDF", function () {',
         '    pm.expect(pm.response.headers.get("Content-Type")).to.include("application/pdf");',
         '    pm.expect(pm.response.stream.slice(0, 5).toString()).to.equal("%PDF-");',
+        "});",
+    ],
+    "join_waiting_list": [
+        'pm.test("is first in line", function () {',
+        "    const entry = pm.response.json().data;",
+        '    pm.expect(entry.status).to.equal("waiting");',
+        "    pm.expect(entry.position).to.equal(1);",
         "});",
     ],
     "check_in_stats": [
@@ -487,6 +523,33 @@ def _create_a_hold(document):
                 "}, function (error, response) {",
                 '    pm.expect(error, "reserving the hold to give back").to.equal(null);',
                 '    pm.collectionVariables.set("holdId", response.json().data.id);',
+                "});",
+            ],
+        },
+    }
+
+
+def _create_a_sold_out_type():
+    """A pre-request script that adds a ticket type of no capacity to the collection's event (on
+    sale, nothing left: its waiting list is open) and saves its id as ``soldOutTypeId``."""
+    body = {"ticket_type": {"name": "Sold out", "price": "10.00", "capacity": 0}}
+    return {
+        "listen": "prerequest",
+        "script": {
+            "type": "text/javascript",
+            "exec": [
+                "pm.sendRequest({",
+                '    url: pm.variables.get("baseUrl") + "/api/events/" + '
+                'pm.variables.get("eventId") + "/ticket-types",',
+                '    method: "POST",',
+                "    header: {",
+                '        "Content-Type": "application/json",',
+                '        "Authorization": "Bearer " + pm.variables.get("apiKey")',
+                "    },",
+                '    body: {mode: "raw", raw: JSON.stringify(' + json.dumps(body) + ")}",
+                "}, function (error, response) {",
+                '    pm.expect(error, "adding the sold-out type to wait for").to.equal(null);',
+                '    pm.collectionVariables.set("soldOutTypeId", response.json().data.id);',
                 "});",
             ],
         },

@@ -154,4 +154,5 @@ def includeme(config):
     config.scan(".tickets")
     config.scan(".checkins")
     config.scan(".attendees")
+    config.scan(".waiting_list")
     config.include(".docs")

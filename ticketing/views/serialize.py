@@ -9,6 +9,7 @@ import colander
 from ticketing.models import (
     WHOLE_PERCENT,
     DiscountType,
+    EntryStatus,
     EventStatus,
     KeyScope,
     OrderStatus,
@@ -128,7 +129,14 @@ class TicketTypeResource(StrictMappingSchema):
 class AvailabilityCounts(StrictMappingSchema):
     capacity = _count(0, nullable=True)
     sold = _count(0, description="Taken by orders being paid for or confirmed.")
-    held = _count(0, description="Held for buyers who have not paid yet.")
+    held = _count(0, description="Held for buyers who have not paid yet (offers included).")
+    set_aside = _count(
+        0,
+        description="Given back while people wait for them: kept off public sale for the "
+        "waiting list, about to be offered. available + set_aside + held + sold = capacity.",
+    )
+    offered = _count(0, description="Held by the waiting list's offers (part of `held`).")
+    waiting = _count(0, description="People on the waiting list, not offered tickets yet.")
     available = _count(0)
 
 
@@ -373,6 +381,31 @@ class PromoCodeResource(StrictMappingSchema):
     updated_at = _time()
 
 
+class WaitingListEntryResource(StrictMappingSchema):
+    component_name = "WaitingListEntry"
+
+    id = _id(description="The entry's id: its holder's proof, as an order's is.")
+    event_id = _id()
+    ticket_type_id = _id()
+    email = _text(example="jane@example.com")
+    name = _text(example="Jane Roe")
+    quantity = _count(1)
+    status = _text(
+        validator=colander.OneOf([s.value for s in EntryStatus]),
+        description="waiting (in line), offered (tickets held for it: pay `order_id` before "
+        "`offer_expires_at`), purchased (the offer was paid), expired (the offer was not paid "
+        "in time, or was given back), left.",
+    )
+    position = _count(
+        1, nullable=True, description="Its place in its type's line (1: next); null once offered."
+    )
+    order_id = _id(nullable=True, description="The offer: a hold to pay with its order's `pay`.")
+    offer_expires_at = _time(nullable=True, description="Until when the offer's hold lasts.")
+    created_at = _time()
+    offered_at = _time(nullable=True)
+    ended_at = _time(nullable=True, description="When it was purchased, expired or left.")
+
+
 #: the resources the OpenAPI document describes as components (and as pages of them)
 RESOURCE_SCHEMAS = (
     EventResource(),
@@ -385,26 +418,24 @@ RESOURCE_SCHEMAS = (
     CheckInResource(),
     CheckInStatsResource(),
     AttendeeResource(),
+    WaitingListEntryResource(),
 )
 
 
-def availability_json(event, rows, held):
+def availability_json(event, rows, totals):
     return {
         "event_id": str(event.id),
         "event": {
             "capacity": event.total_tickets,
-            "sold": event.tickets_sold - held,
-            "held": held,
+            "sold": event.tickets_sold - totals["held"] - totals["set_aside"],
+            **totals,
             "available": event.available_tickets,
         },
         "ticket_types": [
             {
                 "ticket_type_id": str(row["ticket_type"].id),
                 "name": row["ticket_type"].name,
-                "capacity": row["capacity"],
-                "sold": row["sold"],
-                "held": row["held"],
-                "available": row["available"],
+                **{name: row[name] for name in AVAILABILITY_FIGURES},
             }
             for row in rows
         ],
@@ -431,6 +462,31 @@ def promo_code_json(code, event):
         "disabled": code.disabled,
         "created_at": timestamp(code.created_at),
         "updated_at": timestamp(code.updated_at),
+    }
+
+
+#: a type's figures in its availability, in the order shown
+AVAILABILITY_FIGURES = ("capacity", "sold", "held", "set_aside", "offered", "waiting", "available")
+
+
+def waiting_list_entry_json(shown):
+    entry, offer = shown.entry, shown.offer
+    return {
+        "id": str(entry.id),
+        "event_id": str(entry.event_id),
+        "ticket_type_id": str(entry.ticket_type_id),
+        "email": entry.email,
+        "name": entry.name,
+        "quantity": entry.quantity,
+        "status": str(entry.status),
+        "position": shown.position,
+        "order_id": None if entry.order_id is None else str(entry.order_id),
+        "offer_expires_at": timestamp(offer.expires_at)
+        if offer is not None and entry.status == EntryStatus.OFFERED
+        else None,
+        "created_at": timestamp(entry.created_at),
+        "offered_at": timestamp(entry.offered_at),
+        "ended_at": timestamp(entry.ended_at),
     }
 
 

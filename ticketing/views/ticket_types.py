@@ -280,6 +280,7 @@ def update_ticket_type(request):
             event_id_from(request),
             type_id_from(request),
             request.validated["ticket_type"],
+            now=utcnow(),
         )
     return {"data": ticket_type_json(updated, event, now=utcnow())}
 
@@ -309,11 +310,12 @@ def delete_ticket_type(request):
 def get_availability(request):
     """Read an event's availability
 
-    Capacity, sold, held and available, for the event and each of its ticket types (hidden
-    ones for organisers only). A type's `available` is within what is left of the event.
+    Capacity, sold, held, set aside for the waiting list and available, for the event and each
+    of its ticket types (hidden ones for organisers only), with the waiting list's offers and
+    the people in line. A type's `available` is within what is left of the event.
     """
-    event, rows, held = domain.availability(
+    event, rows, totals = domain.availability(
         request.dbsession, event_id_from(request), include_hidden=sees_everything(request)
     )
     _visible_event(request, event)
-    return {"data": availability_json(event, rows, held)}
+    return {"data": availability_json(event, rows, totals)}
