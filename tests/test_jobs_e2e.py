@@ -101,6 +101,8 @@ def settings(pg_engine, mailbox, redis_prefix):
         "huey.immediate": "false",
         "huey.name": redis_prefix,
         "huey.email_retry_delay_seconds": "1",
+        # As in production.ini: each job gathers the emails that come due for a moment.
+        "huey.email_batch_gather_ms": "100",
     }
 
 

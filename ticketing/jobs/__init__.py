@@ -68,7 +68,8 @@ class Jobs:
             install_telemetry(huey)
 
     def send_email(self, email_id):
-        return self.tasks.send_email(str(email_id))
+        # When it was queued: its job may find the email sent since, in another job's batch.
+        return self.tasks.send_email(str(email_id), time.time())
 
     def dispatch_after_commit(self, session):
         """SQLAlchemy ``after_commit`` hook: enqueue the emails the transaction recorded."""
