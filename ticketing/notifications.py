@@ -19,7 +19,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.policy import EmailPolicy
 from email.utils import format_datetime, make_msgid, parseaddr
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from string import Template
 
@@ -89,13 +89,14 @@ class HeadersAsGiven(EmailPolicy):
     fits on one line is kept as given, and parsed only if it is read: written out, it is what
     the standard policy would write. Any other value (non-ASCII, to be encoded; too long, to be
     folded) is parsed as it is set, as the standard policy does; a line break is refused. The
-    ``Content-*`` headers are parsed as they are set too: writing a message reads them again
-    and again."""
+    ``Content-*`` headers are parsed as they are set too (writing a message reads them again
+    and again), once for each value: all but the boundaries are the same in every message."""
 
     def header_store_parse(self, name, value):
+        if isinstance(value, str) and name.lower().startswith("content-"):
+            return _parsed_header(name, value)
         if (
             isinstance(value, str)
-            and not name.lower().startswith("content-")
             and value.isascii()
             and len(name) + len(value) + 2 <= self.max_line_length
             and "\r" not in value
@@ -103,6 +104,24 @@ class HeadersAsGiven(EmailPolicy):
         ):
             return (name, value)
         return super().header_store_parse(name, value)
+
+    def header_max_count(self, name):
+        # The standard policy makes a new class of header for each question.
+        return _header_max_count(name.lower())
+
+
+_STANDARD = EmailPolicy()
+
+
+@lru_cache(maxsize=1024)
+def _parsed_header(name, value):
+    # A parsed header is a value (a str with attributes), never changed once made.
+    return _STANDARD.header_store_parse(name, value)
+
+
+@cache
+def _header_max_count(name):
+    return _STANDARD.header_max_count(name)
 
 
 POLICY = HeadersAsGiven()
