@@ -188,6 +188,14 @@ def test_a_line_break_in_a_value_cannot_add_a_header(build):
 
 
 @pytest.mark.parametrize("build", BUILDERS)
+@pytest.mark.parametrize("name", ['Doe, John "JD"', "O'Brien (Box office)", "Ann <Lee>"])
+def test_a_name_with_special_characters_is_quoted_in_to(build, name):
+    received = round_trip(build(make_order(make_event(), customer_name=name), make_event(), SENDER))
+    [address] = received["To"].addresses
+    assert (address.display_name, address.addr_spec) == (name, "john@example.com")
+
+
+@pytest.mark.parametrize("build", BUILDERS)
 def test_non_ascii_survives_the_trip(build):
     event = make_event(name="Café Tacuba — En vivo", venue="Zócalo")
     order = make_order(event, customer_name="José Núñez")

@@ -18,7 +18,7 @@ import secrets
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.policy import EmailPolicy
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from functools import cache, lru_cache
 from importlib import resources
 from string import Template
@@ -105,6 +105,12 @@ class HeadersAsGiven(EmailPolicy):
             return (name, value)
         return super().header_store_parse(name, value)
 
+    def header_fetch_parse(self, name, value):
+        if hasattr(value, "name"):
+            return value
+        # Kept as given: parsed when read, once per value (the sender reads From and To).
+        return _parsed_header(name, value)[1]
+
     def header_max_count(self, name):
         # The standard policy makes a new class of header for each question.
         return _header_max_count(name.lower())
@@ -134,11 +140,13 @@ def render_message(name, values, html_values, order, sender, *, now=None, attach
     message = EmailMessage(policy=POLICY)
     message["Subject"] = _template(f"{name}.subject.txt").substitute(_one_line(values)).strip()
     message["From"] = sender
-    recipient = Address(
-        display_name=" ".join(order.customer_name.split()), addr_spec=order.customer_email
+    display_name = " ".join(order.customer_name.split())
+    # As text when it is plain ASCII (quoted as need be): then it is kept as given (above).
+    message["To"] = (
+        formataddr((display_name, order.customer_email))
+        if display_name.isascii() and order.customer_email.isascii()
+        else Address(display_name=display_name, addr_spec=order.customer_email)
     )
-    # As text when it is plain ASCII: then it is kept as given (above).
-    message["To"] = str(recipient) if str(recipient).isascii() else recipient
     message["Date"] = format_datetime(now or dt.datetime.now(dt.UTC))
     message["Message-ID"] = make_msgid(domain=_domain_of(sender))
     message["MIME-Version"] = "1.0"
