@@ -7,9 +7,10 @@ same thing. Building a PDF needs no request: the download and the confirmation e
 
 Every confirmation email attaches one, so its cost is the worker's (bench/ticket_pdf_cost.py
 measures it): zxing-cpp encodes a code in compiled code (segno, in pure Python, spent ~6 ms on
-each), and the symbol goes in as a 1-bit image of one pixel per module, which the PDF scales
-without smoothing. fpdf2 writes a page in well under a millisecond (reportlab took ~7 ms for the
-first). The PDF's standard fonts have Latin-1 glyphs only: other characters print as ``?``.
+each), and the symbol goes in as a grey image of one pixel per module, deflated, which the PDF
+scales without smoothing (a 1-bit image costs fpdf2 a round trip through a CCITT TIFF in
+Pillow: twice the CPU of the page). fpdf2 writes a page in under a millisecond (reportlab took
+~7 ms). The PDF's standard fonts have Latin-1 glyphs only: other characters print as ``?``.
 """
 
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ def tickets_pdf(event, tickets):
     document.set_title(_printable(f"Tickets: {event.name}"))
     document.set_author("ticketing")
     document.set_auto_page_break(False)
+    document.set_image_filter("FlateDecode")
     for ticket in tickets:
         document.add_page()
         _page(document, event, ticket)
@@ -102,7 +104,7 @@ def _qr_image(code):
     symbol = zxingcpp.create_barcode(code, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
     pixels = symbol.to_image(scale=1, add_quiet_zones=True)
     rows, columns = pixels.shape
-    return Image.frombytes("L", (columns, rows), bytes(memoryview(pixels))).convert("1")
+    return Image.frombytes("L", (columns, rows), bytes(memoryview(pixels)))
 
 
 def _printable(text):
