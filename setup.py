@@ -25,9 +25,12 @@ requires = [
     "iso4217==1.16.20260101",
     # Swagger UI's assets for /api/docs, served from the package (no CDN).
     "swagger-ui-bundle==1.1.0",
-    # Printable tickets: the PDF's layout, and the QR code of each ticket's code.
-    "reportlab==5.1.0",
-    "segno==1.6.6",
+    # Printable tickets: the PDF's layout (fpdf2, with Pillow for the QR code's image), and the
+    # QR code of each ticket's code (zxing-cpp's compiled encoder; its wheel also decodes them in
+    # the tests). Both cost the email worker little: bench/ticket_pdf_cost.py.
+    "fpdf2==2.8.9",
+    "Pillow==13.0.0",
+    "zxing-cpp==3.1.1",
     # Webhooks: signed as the Standard Webhooks specification says, by its own library; sent
     # with urllib3 to the very address the SSRF guard checked.
     "standardwebhooks==1.1.0",
@@ -42,11 +45,10 @@ tests_require = [
     "openapi-spec-validator==0.9.0",
     "schemathesis==4.32.5",
     "ruff",
-    # The tickets' PDF opened in the tests: its text, its pages rendered, their QR codes read
-    # (wheels with their own PDFium and zxing-cpp: no system package needed).
+    # The tickets' PDF opened in the tests: its text, and its pages rendered (a wheel with its
+    # own PDFium: no system package needed) for zxing-cpp to read their QR codes.
     "pypdf==7.1.0",
     "pypdfium2==5.15.2",
-    "zxing-cpp==3.1.1",
 ]
 
 setup(

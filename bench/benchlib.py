@@ -544,3 +544,140 @@ SAFE_NAME = re.compile(r"[^a-z0-9_]")
 
 def db_name(*parts):
     return SAFE_NAME.sub("_", "_".join(str(part).lower() for part in parts))[:60]
+
+
+# --- the job worker and its mail server -----------------------------------------------------------
+
+
+def huey_key_name(name):
+    """``name`` as Huey spells it in its Redis keys (it drops all but letters, digits and _)."""
+    return re.sub(r"[^A-Za-z0-9_]", "", name)
+
+
+class SmtpSink:
+    """A local SMTP server that takes every message and keeps none (aiosmtpd's ``Sink``), in a
+    process of its own so that its CPU is not the bench's."""
+
+    def __init__(self, log_path):
+        self.port = free_port()
+        self.log_path = log_path
+        self.process = None
+
+    def start(self, timeout=20):
+        with open(self.log_path, "ab") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink"]
+                + ["-l", f"127.0.0.1:{self.port}"],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the SMTP sink exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    if sock.recv(3) == b"220":
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the SMTP sink did not start")
+            time.sleep(0.1)
+
+    def stop(self):
+        stop_process(self.process, first=signal.SIGTERM)
+
+
+class Worker:
+    """``ticketing_worker INI`` as production runs it: a consumer process per queue."""
+
+    def __init__(self, ini, database_url, log_path):
+        self.ini = ini
+        self.log_path = log_path
+        self.env = {**os.environ, "DATABASE_URL": database_url}
+        self.process = None
+
+    def start(self):
+        with open(self.log_path, "ab") as output:
+            self.process = subprocess.Popen(
+                [str(BIN / "ticketing_worker"), str(self.ini)],
+                cwd=REPO,
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def pids(self):
+        if self.process is None or self.process.poll() is not None:
+            return []
+        return [self.process.pid, *children(self.process.pid)]
+
+    def queue_pid(self, queue):
+        """The consumer process of ``queue`` (for a profiler)."""
+        for pid in children(self.process.pid):
+            try:
+                arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if queue.encode() in arguments:
+                return pid
+        return None
+
+    def cpu_seconds(self):
+        return sum(process_cpu_seconds(pid) for pid in self.pids())
+
+    def wait_until_idle(self, timeout=180, cores=0.05, window=1.0):
+        """Wait until every consumer has started (importing and bootstrapping the app costs a
+        consumer ~1.5 s of CPU, which no order should be charged) and the tree idles."""
+        deadline = time.monotonic() + timeout
+        while True:
+            before = self.cpu_seconds()
+            time.sleep(window)
+            if (self.cpu_seconds() - before) / window < cores:
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                log("the worker is still busy; measuring anyway")
+                return
+
+    def stop(self):
+        if self.process is None or self.process.poll() is not None:
+            return
+        # SIGINT: each consumer finishes the job in hand, then exits.
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def log_tail(self, lines=40):
+        try:
+            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def redis_memory(url, pattern):
+    """Redis's ``used_memory`` (bytes), and the keys matching ``pattern`` with their bytes
+    (``MEMORY USAGE``); None without a Redis URL."""
+    if not url or not url.startswith(("redis://", "rediss://")):
+        return None
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        return {
+            "used_memory": client.info("memory")["used_memory"],
+            "keys": len(keys),
+            "key_bytes": sum(client.memory_usage(key) or 0 for key in keys),
+        }
+    finally:
+        client.close()

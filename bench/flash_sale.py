@@ -24,6 +24,17 @@ cannot order faster than C / 200 ms (Little's law: 320/s for 64). hot-slow-fed a
 that the 0 ms rate keeps waiting on the gateway, so that the server sees as many buyers as at
 0 ms: it answers whether the latency throttles the server rather than the buyers.
 
+hot-worker runs the job worker beside the server, as production does (``ticketing_worker`` on the
+scenario's ini, every queue), sending each confirmation with its PDF tickets to a local SMTP
+server (aiosmtpd's sink, plain SMTP: the bench has no certificate for STARTTLS); hot-worker-nopdf
+sends the email alone. After the sale the bench waits until every owed email is sent, then reads
+the CPU per order of the web server and of the worker from /proc (utime + stime of each process
+tree), Redis's used_memory before and after, and the keys the run left in Redis. The default
+list runs hot-0ms and hot-worker twice, alternately, for the with/without-worker ratio; a
+busy machine makes one pair noisy, CPU ms per order much less so.
+bench/ticket_pdf_cost.py measures the tickets' PDF alone (ms of CPU per order of one ticket and
+per further ticket) and its figures are printed with the rest.
+
 Rows go to stdout as a table and to bench/results/<date>.json. Databases, gunicorn, wrk and the
 Redis keys of the run's job queues are cleaned up however the run ends.
 """
@@ -63,9 +74,11 @@ def parse_args(argv=None):
     parser.add_argument("--spread-events", type=int, default=100)
     parser.add_argument(
         "--scenarios",
-        default="hot-0ms,hot-3types,hot-slow,hot-slow-fed,spread-0ms,burst,burst-no-admission",
-        help="comma-separated subset of hot-0ms, hot-3types, hot-slow, hot-slow-fed, "
-        "spread-0ms, burst, burst-no-admission",
+        default="hot-0ms,hot-worker,hot-worker-nopdf,hot-0ms,hot-worker,hot-3types,hot-slow,"
+        "hot-slow-fed,spread-0ms,burst,burst-no-admission",
+        help="comma-separated list of hot-0ms, hot-worker, hot-worker-nopdf, hot-3types, "
+        "hot-slow, hot-slow-fed, spread-0ms, burst, burst-no-admission; a name may come again "
+        "(the default alternates the hot event's rows with and without the job worker)",
     )
     parser.add_argument("--burst-concurrency", type=int, default=1000, help="buyers of the bursts")
     parser.add_argument(
@@ -107,6 +120,13 @@ def scenarios(args):
     known = {
         "hot-0ms": {"events": 1, "latency_ms": 0},
         "hot-3types": {"events": 1, "latency_ms": 0, "types": 3},
+        "hot-worker": {"events": 1, "latency_ms": 0, "worker": True},
+        "hot-worker-nopdf": {
+            "events": 1,
+            "latency_ms": 0,
+            "worker": True,
+            "settings": {"mail.attach_tickets_pdf": "false"},
+        },
         "hot-slow": {"events": 1, "latency_ms": args.slow_ms},
         "hot-slow-fed": {"events": 1, "latency_ms": args.slow_ms, "fed": True},
         "spread-0ms": {"events": args.spread_events, "latency_ms": 0},
@@ -153,6 +173,9 @@ def fed_concurrency(args, rows):
 
 
 def scenario_label(name, spec):
+    if spec.get("worker"):
+        attached = "no PDF" if spec.get("settings") else "PDF tickets"
+        return f"hot event, 0 ms, worker ({attached})"
     if spec.get("types", 1) > 1:
         return f"hot event, {spec['types']} types, orders of 1-{spec['types']} items"
     if name == "spread-0ms":
@@ -326,20 +349,35 @@ def sold_on(engine, ids):
 # --- one scenario ---------------------------------------------------------------------------------
 
 
-def run_scenario(args, name, spec, run, databases, workdir, huey_url):
+def run_scenario(args, name, spec, run, databases, workdir, huey_url, number=0):
     label = scenario_label(name, spec)
     concurrency = spec.get("concurrency", args.concurrency)
     b.log(f"scenario {name}: {label}, C={concurrency}, T={args.tickets}")
-    database = b.db_name("bench", run, name)
+    tag = f"{name}-{number}"
+    database = b.db_name("bench", run, tag)
     url = databases.create(database)
-    huey_name = f"bench-{run}-{name}"
+    # Letters, digits and _ only: Huey's Redis keys keep nothing else, and the cleanup (and the
+    # count of the keys the run left) finds them by this name.
+    huey_name = b.huey_key_name(f"bench_{run}_{tag}".replace("-", "_"))
+    sink = worker = None
+    mail = {}
+    if spec.get("worker"):
+        sink = b.SmtpSink(workdir / f"{tag}-smtp.log").start()
+        mail = {
+            "ticketing.email": "smtp",
+            "mail.host": "127.0.0.1",
+            "mail.port": sink.port,
+            "mail.tls": "false",
+            "mail.default_sender": "Tickets <tickets@bench.test>",
+        }
     ini = b.scenario_ini(
         workdir,
-        name,
+        tag,
         **{
             "payments.mock.latency_ms": spec["latency_ms"],
             "payments.mock.ledger_url": url,
             "huey.name": huey_name,
+            **mail,
             **spec.get("settings", {}),
             **overrides(args),
         },
@@ -352,6 +390,7 @@ def run_scenario(args, name, spec, run, databases, workdir, huey_url):
         "events": spec["events"],
         "payment_latency_ms": spec["latency_ms"],
         "concurrency": concurrency,
+        "worker": bool(spec.get("worker")),
     }
     try:
         b.migrate(ini, url)
@@ -360,20 +399,26 @@ def run_scenario(args, name, spec, run, databases, workdir, huey_url):
         )
         (warm_id,), _ = create_events(engine, [max(args.warmup, 1) * 2], "warm-up")
 
-        server = b.Gunicorn(ini, url, workdir / f"{name}-gunicorn.log").start()
+        server = b.Gunicorn(ini, url, workdir / f"{tag}-gunicorn.log").start()
         row["server"] = server.config
+        if spec.get("worker"):
+            worker = b.Worker(ini, url, workdir / f"{tag}-worker.log").start()
         if args.warmup:
             warm_up(server, warm_id, args.warmup, run)
+        if worker is not None:
+            # The warm-up's emails: the worker is up, connected and warm once they are out.
+            wait_for_emails(engine, worker, args.max_seconds)
+            worker.wait_until_idle()
         sampler = b.RssSampler(server.pids)
         sampler.start()
 
-        out = workdir / f"{name}-wrk.json"
+        out = workdir / f"{tag}-wrk.json"
         env = {
             **os.environ,
             "BENCH_EVENTS": ",".join(ids),
             # With several types, the (one) event's: each purchase names 1 to N of them.
             "BENCH_TYPES": ",".join(type_ids[0]) if spec.get("types", 1) > 1 else "",
-            "BENCH_RUN": f"{run}-{name}",
+            "BENCH_RUN": f"{run}-{tag}",
             "BENCH_OUT": str(out),
         }
         command = [
@@ -386,17 +431,25 @@ def run_scenario(args, name, spec, run, databases, workdir, huey_url):
             server.base,
         ]  # fmt: skip
         row["quiet_before"] = b.wait_for_quiet(args.quiet_wait)
-        cpu_before = cpu_snapshot(server)
+        redis_before = b.redis_memory(huey_url, f"*{huey_name}*")
+        cpu_before = cpu_snapshot(server, worker=worker, sink=sink)
         started = time.monotonic()
-        with open(workdir / f"{name}-wrk.txt", "wb") as wrk_output:
+        with open(workdir / f"{tag}-wrk.txt", "wb") as wrk_output:
             wrk = subprocess.Popen(command, env=env, stdout=wrk_output, stderr=subprocess.STDOUT)
         if args.profile == name:
             b.RESULTS.mkdir(parents=True, exist_ok=True)
-            profile_path = b.RESULTS / f"profile-{run}-{name}.txt"
-            profiler = b.start_profiler(server.pids()[1], args.profile_seconds, profile_path)
+            profile_path = b.RESULTS / f"profile-{run}-{tag}.txt"
+            # A worker row profiles the emails' consumer; the others a gunicorn worker.
+            pid = worker.queue_pid("emails") if worker is not None else server.pids()[1]
+            profiler = b.start_profiler(pid, args.profile_seconds, profile_path)
         outcome = wait_until_sold_out(args, engine, ids, wrk, started)
-        cpu_after = cpu_snapshot(server, wrk)
+        cpu_after = cpu_snapshot(server, wrk, worker=worker, sink=sink)
         b.stop_process(wrk, first=signal.SIGINT, timeout=30)
+        if worker is not None:
+            row["emails_drained_s"] = wait_for_emails(engine, worker, args.max_seconds)
+            cpu_drained = cpu_snapshot(server, wrk, worker=worker, sink=sink)
+            row["worker_cpu_s"] = round(cpu_drained["worker"] - cpu_before["worker"], 3)
+            row["smtp_sink_cpu_s"] = round(cpu_drained["sink"] - cpu_before["sink"], 3)
         if profiler is not None:
             _, spy_errors = profiler.communicate(timeout=args.profile_seconds + 30)
             row["profile"] = {"path": str(profile_path.relative_to(b.REPO))}
@@ -407,17 +460,30 @@ def run_scenario(args, name, spec, run, databases, workdir, huey_url):
         row["rss"] = sampler.finish()
         sampler = None
         server.stop()  # graceful: requests in flight finish before the books are read
+        if worker is not None:
+            worker.stop()
         row["outcome"] = outcome
         row["cpu"] = cpu_share(cpu_before, cpu_after)
+        row["web_cpu_s"] = round(cpu_after["gunicorn"] - cpu_before["gunicorn"], 3)
         row.update(load_results(out, engine, ids))
         row["books"] = check_books(engine)
+        row["emails"] = email_counts(engine)
+        row["redis"] = {
+            "before": redis_before,
+            "after": b.redis_memory(huey_url, f"*{huey_name}*"),
+        }
+        per_order(row)
         available = sale_state(engine, ids).available
         row["sold_out"] = available == 0
         row["ok"] = row["books"]["ok"] and outcome == "sold_out" and wrk.returncode == 0
+        if worker is not None and row["emails"].get("pending", 0):
+            row["ok"] = False
         if wrk.returncode != 0:
-            row["wrk_error"] = (workdir / f"{name}-wrk.txt").read_text(errors="replace")[-2000:]
+            row["wrk_error"] = (workdir / f"{tag}-wrk.txt").read_text(errors="replace")[-2000:]
         if not row["ok"]:
             row["server_log"] = server.log_tail()
+            if worker is not None:
+                row["worker_log"] = worker.log_tail()
     finally:
         if sampler is not None:
             sampler.finish()
@@ -425,11 +491,54 @@ def run_scenario(args, name, spec, run, databases, workdir, huey_url):
         b.stop_process(profiler)
         if server is not None:
             server.stop()
+        if worker is not None:
+            worker.stop()
+        if sink is not None:
+            sink.stop()
         engine.dispose()
         b.clear_redis_keys(huey_url, f"*{huey_name}*")
         if not args.keep:
             databases.drop(database)
     return row
+
+
+def email_counts(engine):
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT status, count(*) FROM email_outbox GROUP BY status")
+        ).all()
+    return {status: count for status, count in rows}
+
+
+def wait_for_emails(engine, worker, timeout, poll=0.1):
+    """Wait until no email is pending (the worker sent them all); the seconds it took."""
+    started = time.monotonic()
+    while True:
+        with engine.connect() as connection:
+            pending = connection.scalar(
+                sa.text("SELECT count(*) FROM email_outbox WHERE status = 'pending'")
+            )
+        if not pending:
+            return round(time.monotonic() - started, 2)
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"the worker exited:\n{worker.log_tail()}")
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"{pending} emails still pending after {timeout} s")
+        time.sleep(poll)
+
+
+def per_order(row):
+    """CPU ms per confirmed order of the sale: the web server's, and the worker's (the sale's
+    emails, sent while it ran and after)."""
+    orders = row.get("orders")
+    if not orders:
+        return
+    row["web_cpu_ms_per_order"] = round(row["web_cpu_s"] * 1000 / orders, 2)
+    if "worker_cpu_s" in row:
+        row["worker_cpu_ms_per_order"] = round(row["worker_cpu_s"] * 1000 / orders, 2)
+        row["worker_per_web_cpu"] = round(
+            row["worker_cpu_ms_per_order"] / row["web_cpu_ms_per_order"], 3
+        )
 
 
 def wait_until_sold_out(args, engine, ids, wrk, started, poll=0.1, grace=0.5, stall=20):
@@ -453,7 +562,7 @@ def wait_until_sold_out(args, engine, ids, wrk, started, poll=0.1, grace=0.5, st
         time.sleep(poll)
 
 
-def cpu_snapshot(server, wrk=None):
+def cpu_snapshot(server, wrk=None, worker=None, sink=None):
     own = os.times()
     return {
         "at": time.monotonic(),
@@ -462,22 +571,25 @@ def cpu_snapshot(server, wrk=None):
         "gunicorn": sum(b.process_cpu_seconds(pid) for pid in server.pids()),
         "postgres": b.postgres_cpu_seconds(),
         "wrk": b.process_cpu_seconds(wrk.pid) if wrk is not None else 0.0,
+        "worker": worker.cpu_seconds() if worker is not None else 0.0,
+        "sink": b.process_cpu_seconds(sink.process.pid) if sink is not None else 0.0,
     }
 
 
 def cpu_share(before, after):
     wall = after["at"] - before["at"]
-    used = {
-        key: after[key] - before[key] for key in ("machine", "gunicorn", "postgres", "wrk", "bench")
-    }
+    parts = ("gunicorn", "postgres", "wrk", "bench", "worker", "sink")
+    used = {key: after[key] - before[key] for key in ("machine", *parts)}
     capacity = wall * (os.cpu_count() or 1)
     # Whatever else ran meanwhile (another job on the machine disturbs the row).
-    other = used["machine"] - used["gunicorn"] - used["postgres"] - used["wrk"] - used["bench"]
+    other = used["machine"] - sum(used[key] for key in parts)
     return {
         "wall_s": round(wall, 2),
         "machine_busy": round(used["machine"] / capacity, 3),
         "gunicorn_cores": round(used["gunicorn"] / wall, 2),
         "postgres_cores": round(used["postgres"] / wall, 2),
+        "worker_cores": round(used["worker"] / wall, 2),
+        "smtp_sink_cores": round(used["sink"] / wall, 3),
         "wrk_cores": round(used["wrk"] / wall, 3),
         "wrk_share_of_busy": round(used["wrk"] / used["machine"], 3) if used["machine"] else None,
         "other_cores": round(other / wall, 2),
@@ -714,7 +826,50 @@ def pgbench_ceiling(args, run, databases, workdir):
 # --- report ---------------------------------------------------------------------------------------
 
 
-def print_report(rows, pgbench, machine, args):
+def ticket_pdf_cost():
+    """bench/ticket_pdf_cost.py's figures, measured in a process of its own."""
+    b.wait_for_quiet(30)
+    done = subprocess.run(
+        [sys.executable, str(b.BENCH / "ticket_pdf_cost.py"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=b.REPO,
+    )
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        b.log(f"bench/ticket_pdf_cost.py failed:\n{done.stdout}\n{done.stderr}")
+        return None
+
+
+def print_worker_report(rows, pdf_cost):
+    """Per order: the web server's CPU, the worker's (email alone, with its PDF), and Redis."""
+    if pdf_cost:
+        print(
+            f"\ntickets' PDF (bench/ticket_pdf_cost.py): {pdf_cost['one_ticket_ms']:.2f} ms of CPU "
+            f"for one ticket, {pdf_cost['further_ticket_ms']:.2f} ms per further ticket"
+        )
+    print()
+    for row in rows:
+        redis = row.get("redis") or {}
+        before, after = redis.get("before") or {}, redis.get("after") or {}
+        worker = (
+            f"worker {b.fmt(row.get('worker_cpu_ms_per_order'), 2)} ms "
+            f"({b.fmt(row.get('worker_per_web_cpu'), 2)} x web), "
+            f"SMTP sink {b.fmt(row.get('smtp_sink_cpu_s', 0) * 1000 / row['orders'], 2)} ms"
+            if row.get("worker") and row.get("orders")
+            else "no worker (the emails stay queued)"
+        )
+        print(
+            f"{row['label']:<28} CPU per order: web {b.fmt(row.get('web_cpu_ms_per_order'), 2)}"
+            f" ms, {worker} | Redis used_memory {b.fmt(before.get('used_memory'))} -> "
+            f"{b.fmt(after.get('used_memory'))} B, the run's keys {after.get('keys', '-')} "
+            f"({b.fmt(after.get('key_bytes'))} B)"
+        )
+
+
+def print_report(rows, pgbench, machine, args, pdf_cost=None):
     print()
     print(
         f"Flash sale: C={args.concurrency} buyers, T={args.tickets} tickets, 1..4 per purchase "
@@ -773,7 +928,8 @@ def print_report(rows, pgbench, machine, args):
             )
             for share, name in profile["top"]:
                 print(f"  {share * 100:5.1f}%  {name}")
-    ratios = targets(rows, pgbench)
+    print_worker_report(rows, pdf_cost)
+    ratios = targets(rows, pgbench) + worker_targets(rows, pdf_cost)
     print()
     if pgbench:
         tps = ", ".join(f"{clients} clients {b.fmt(t)}/s" for clients, t in pgbench["tps"].items())
@@ -852,6 +1008,80 @@ def targets(rows, pgbench):
     return out
 
 
+def worker_targets(rows, pdf_cost):
+    """The worker's targets: its CPU per order (the email alone) at most 0.25 of the web
+    server's, the tickets' PDF within 5 ms (+1 ms a further ticket), hot orders/s with the
+    worker (PDFs attached) at least 0.7 of those without it (the mean of each, the runs
+    alternating), and no key of the run left in Redis once the emails are out."""
+
+    def mean(values):
+        values = [value for value in values if value is not None]
+        return round(sum(values) / len(values), 3) if values else None
+
+    def ok_rows(name):
+        return [row for row in rows if row["scenario"] == name and row.get("ok")]
+
+    alone = mean(row.get("worker_per_web_cpu") for row in ok_rows("hot-worker-nopdf"))
+    with_pdf = mean(row.get("worker_per_web_cpu") for row in ok_rows("hot-worker"))
+    with_worker = mean(row.get("orders_per_s") for row in ok_rows("hot-worker"))
+    without = mean(row.get("orders_per_s") for row in ok_rows("hot-0ms"))
+    ratio = round(with_worker / without, 3) if with_worker and without else None
+    worker_rows = [row for row in rows if row.get("worker")]
+    keys_left = (
+        sum(((row.get("redis") or {}).get("after") or {}).get("keys", 0) for row in worker_rows)
+        if worker_rows
+        else None
+    )
+
+    def verdict(value, holds):
+        return None if value is None else holds(value)
+
+    out = [
+        {
+            "name": "worker CPU per order, email alone / web's",
+            "value": alone,
+            "target": "<= 0.25",
+            "met": verdict(alone, lambda value: value <= 0.25),
+        },
+        {
+            "name": "worker CPU per order, with its PDF / web's",
+            "value": with_pdf,
+            "target": "-",
+            "met": None,
+        },
+        {
+            "name": "hot orders/s, worker running / stopped",
+            "value": ratio,
+            "target": ">= 0.7",
+            "met": verdict(ratio, lambda value: value >= 0.7),
+        },
+        {
+            "name": "Redis keys the worker rows left",
+            "value": keys_left,
+            "target": "= 0",
+            "met": verdict(keys_left, lambda value: value == 0),
+        },
+    ]
+    if pdf_cost:
+        out.append(
+            {
+                "name": "tickets' PDF, ms of CPU for one ticket",
+                "value": pdf_cost["one_ticket_ms"],
+                "target": "<= 5",
+                "met": pdf_cost["one_ticket_ms"] <= 5,
+            }
+        )
+        out.append(
+            {
+                "name": "tickets' PDF, ms of CPU per further ticket",
+                "value": pdf_cost["further_ticket_ms"],
+                "target": "<= 1",
+                "met": pdf_cost["further_ticket_ms"] <= 1,
+            }
+        )
+    return out
+
+
 def burst_checks(by, hot, ratio):
     """The burst rows' targets: accepted purchases' p99 under 1 s, orders/s at least 0.9 of the
     C-buyer hot row, no client timeouts (``at`` is the bound; the lower-is-better ones are
@@ -891,21 +1121,22 @@ def main(argv=None):
         huey_url = os.environ.get("HUEY_URL") or settings.get("huey.url")
         if not args.no_pgbench:
             pgbench = pgbench_ceiling(args, run, databases, workdir)
-        for name, spec in scenarios(args):
+        pdf_cost = ticket_pdf_cost()
+        for number, (name, spec) in enumerate(scenarios(args)):
             if spec.get("fed"):
                 concurrency = fed_concurrency(args, rows)
                 if concurrency is None:
                     b.log(f"{name} skipped: needs a good hot-0ms row first or --slow-concurrency")
                     continue
                 spec = {**spec, "concurrency": concurrency}
-            row = run_scenario(args, name, spec, run, databases, workdir, huey_url)
+            row = run_scenario(args, name, spec, run, databases, workdir, huey_url, number)
             row["pool_size"] = settings.get("sqlalchemy.pool_size")
             rows.append(row)
             b.log(
                 f"{name}: {row.get('orders_per_s')} orders/s, books "
                 f"{'balance' if row['books']['ok'] else row['books']['failures']}"
             )
-        ratios = print_report(rows, pgbench, machine, args)
+        ratios = print_report(rows, pgbench, machine, args, pdf_cost)
     if not args.no_save:
         path = b.write_results(
             "",
@@ -924,6 +1155,7 @@ def main(argv=None):
                     )
                 },  # fmt: skip
                 "pgbench": pgbench,
+                "ticket_pdf": pdf_cost,
                 "rows": rows,
                 "targets": ratios,
             },

@@ -185,7 +185,9 @@ def redis_prefix():
         client.ping()
     except redis.exceptions.ConnectionError as error:
         pytest.fail(f"Redis is required for this test and is not reachable: {error}")
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    # Letters, digits and "_" only: Huey names its Redis keys after the queue with anything else
+    # taken out, and the cleanup below (and tests) must find them by this prefix.
+    prefix = f"test_{uuid.uuid4().hex[:12]}"
     yield prefix
     for key in client.scan_iter(f"*{prefix}*"):
         client.delete(key)

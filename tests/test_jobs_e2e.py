@@ -13,6 +13,7 @@ import subprocess
 import time
 
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -100,6 +101,8 @@ def settings(pg_engine, mailbox, redis_prefix):
         "huey.immediate": "false",
         "huey.name": redis_prefix,
         "huey.email_retry_delay_seconds": "1",
+        # As in production.ini: each job gathers the emails that come due for a moment.
+        "huey.email_batch_gather_ms": "100",
     }
 
 
@@ -162,6 +165,34 @@ def test_a_purchase_email_reaches_the_smtp_server(testapp, pg_engine, mailbox, s
     assert "Opera Gala" in message["Subject"]
     assert order["id"] in message.get_body(preferencelist=("plain",)).get_content()
     wait_for(lambda: outbox_email(pg_engine).status == EmailStatus.SENT, what="the outbox row")
+
+
+def outbox_emails(engine):
+    with Session(engine) as session:
+        return list(session.scalars(select(OutboxEmail)))
+
+
+def test_a_sale_leaves_nothing_per_task_in_redis(
+    testapp, pg_engine, mailbox, start_worker, redis_prefix
+):
+    handler, _ = mailbox
+    start_worker()
+    event = create_event(pg_engine, total_tickets=100)
+    for _ in range(10):
+        buy(testapp, event)
+
+    wait_for(lambda: len(handler.messages) == 10, what="the ten confirmations")
+    wait_for(
+        lambda: {row.status for row in outbox_emails(pg_engine)} == {EmailStatus.SENT},
+        what="the outbox rows",
+    )
+    # No task's return value (huey.results.*) nor anything else stays behind: the queues are
+    # empty, and Redis drops an empty list.
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert sorted(client.scan_iter(f"*{redis_prefix}*")) == []
+    finally:
+        client.close()
 
 
 def test_a_mail_server_down_for_the_first_attempts_gets_the_email_after_retries(

@@ -11,6 +11,7 @@ import pytest
 
 from ticketing.models import Event, EventStatus, Order, OrderItem, OrderStatus
 from ticketing.notifications import (
+    POLICY,
     format_event_date,
     order_cancellation_message,
     order_confirmation_message,
@@ -187,6 +188,14 @@ def test_a_line_break_in_a_value_cannot_add_a_header(build):
 
 
 @pytest.mark.parametrize("build", BUILDERS)
+@pytest.mark.parametrize("name", ['Doe, John "JD"', "O'Brien (Box office)", "Ann <Lee>"])
+def test_a_name_with_special_characters_is_quoted_in_to(build, name):
+    received = round_trip(build(make_order(make_event(), customer_name=name), make_event(), SENDER))
+    [address] = received["To"].addresses
+    assert (address.display_name, address.addr_spec) == (name, "john@example.com")
+
+
+@pytest.mark.parametrize("build", BUILDERS)
 def test_non_ascii_survives_the_trip(build):
     event = make_event(name="Café Tacuba — En vivo", venue="Zócalo")
     order = make_order(event, customer_name="José Núñez")
@@ -196,6 +205,33 @@ def test_non_ascii_survives_the_trip(build):
     text, html = parts(received)
     assert "Café Tacuba — En vivo" in text and "Zócalo" in text
     assert "Café Tacuba — En vivo" in html
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("Subject", "Your tickets for Concert (order 3f2b8c1e)"),
+        ("From", SENDER),
+        ("To", '"Doe, John" <john@example.com>'),
+        ("Date", "Sat, 13 Mar 2027 20:00:00 +0000"),
+        ("Message-ID", f"<{ORDER_ID}@example.test>"),
+        ("Subject", "Café Tacuba — En vivo"),
+        ("Subject", "A long subject " * 8),
+    ],
+)
+def test_headers_are_written_as_the_standard_policy_writes_them(name, value):
+    # Short ASCII values are kept as given, not parsed: what is written must not change.
+    ours, standard = email.message.EmailMessage(POLICY), email.message.EmailMessage()
+    ours[name] = standard[name] = value
+    assert ours.as_bytes() == standard.as_bytes()
+    assert ours[name] == standard[name]
+
+
+@pytest.mark.parametrize("value", ["Concert\r\nBcc: everyone@example.test", "Concert\nBcc: x@y.z"])
+def test_a_header_value_with_a_line_break_is_refused(value):
+    message = email.message.EmailMessage(POLICY)
+    with pytest.raises(ValueError, match="linefeed or carriage return"):
+        message["Subject"] = value
 
 
 def test_event_dates_are_shown_in_utc_in_english():

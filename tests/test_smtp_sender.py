@@ -1,6 +1,8 @@
 """The SMTP sender against real SMTP servers started on 127.0.0.1 with aiosmtpd: what arrives,
-STARTTLS, SMTPS and login, and every way delivery fails turned into EmailDeliveryError."""
+STARTTLS, SMTPS and login, one connection for many messages (reopened when the server drops
+it), and every way delivery fails turned into EmailDeliveryError."""
 
+import asyncio
 import datetime as dt
 import email
 import email.policy
@@ -41,6 +43,12 @@ class Recorder:
         self.envelopes = []
         self.rcpt_reply = None
         self.data_reply = None
+        #: the client's address and port of each message's connection
+        self.peers = []
+        self.data_calls = 0
+        #: hang up without a word: right after answering DATA, or instead of answering it
+        self.hang_up_after_data = False
+        self.hang_up_in_data = False
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_reply:
@@ -49,9 +57,16 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.data_calls += 1
+        if self.hang_up_in_data:
+            server.transport.abort()
+            return "250 Message accepted for delivery"
         if self.data_reply:
             return self.data_reply
         self.envelopes.append(envelope)
+        self.peers.append(session.peer)
+        if self.hang_up_after_data:
+            asyncio.get_running_loop().call_later(0.05, server.transport.abort)
         return "250 Message accepted for delivery"
 
     def messages(self):
@@ -180,7 +195,7 @@ def test_defaults_are_port_25_without_tls_and_465_with_ssl():
     base = {"mail.host": "smtp.example.test", "mail.default_sender": SENDER}
     plain = SMTPEmailSender.from_settings(base)
     assert (plain.port, plain.tls, plain.ssl, plain.username) == (25, False, False, None)
-    assert plain.timeout_seconds == 10
+    assert (plain.timeout_seconds, plain.idle_seconds) == (10, 30)
     assert SMTPEmailSender.from_settings({**base, "mail.ssl": "true"}).port == 465
 
 
@@ -194,6 +209,8 @@ def test_defaults_are_port_25_without_tls_and_465_with_ssl():
         ({"mail.timeout_seconds": "soon"}, "mail.timeout_seconds"),
         ({"mail.timeout_seconds": "0"}, "mail.timeout_seconds"),
         ({"mail.tls": "true", "mail.ssl": "true"}, "mail.ssl"),
+        ({"mail.idle_seconds": "-1"}, "mail.idle_seconds"),
+        ({"mail.idle_seconds": "a while"}, "mail.idle_seconds"),
     ],
 )
 def test_bad_settings_fail_at_startup_naming_the_setting(changes, named):
@@ -298,8 +315,11 @@ def test_starttls_and_login(start_server, server_tls_context, client_tls_context
         server, tls=True, username="app", password="s3cret", ssl_context=client_tls_context
     )
     sender.send(message())
-    [envelope] = server.handler.envelopes
-    assert envelope.rcpt_tos == ["buyer@example.test"]
+    sender.send(message(to="second@example.test"))
+    first, second = server.handler.envelopes
+    assert (first.rcpt_tos, second.rcpt_tos) == (["buyer@example.test"], ["second@example.test"])
+    # STARTTLS and the login once, for both messages.
+    assert len(set(server.handler.peers)) == 1
 
 
 def test_a_refused_login_is_a_delivery_error(start_server, server_tls_context, client_tls_context):
@@ -339,6 +359,77 @@ def test_starttls_asked_of_a_server_without_it_is_a_delivery_error(server):
         sender_for(server, tls=True).send(message())
     assert "STARTTLS" in raised.value.detail
     assert server.handler.envelopes == []
+
+
+# --- one connection for many messages ------------------------------------------------------------
+
+
+def test_one_connection_carries_the_messages_sent_one_after_another(server):
+    sender = sender_for(server)
+    for number in range(3):
+        sender.send(message(to=f"buyer{number}@example.test"))
+    assert [e.rcpt_tos for e in server.handler.envelopes] == [
+        [f"buyer{number}@example.test"] for number in range(3)
+    ]
+    assert len(set(server.handler.peers)) == 1
+
+
+def test_with_idle_seconds_0_each_message_has_its_own_connection(server):
+    sender = sender_for(server, idle_seconds=0)
+    sender.send(message())
+    sender.send(message())
+    assert len(set(server.handler.peers)) == 2
+
+
+def test_a_connection_idle_for_longer_than_allowed_is_not_used_again(server):
+    sender = sender_for(server, idle_seconds=0.2)
+    sender.send(message())
+    time.sleep(0.4)
+    sender.send(message())
+    assert len(server.handler.envelopes) == 2
+    assert len(set(server.handler.peers)) == 2
+
+
+def test_a_connection_the_server_timed_out_is_reopened(start_server):
+    server = start_server(timeout=0.3)  # aiosmtpd hangs up on a client idle for 0.3 s
+    sender = sender_for(server)
+    sender.send(message(to="before@example.test"))
+    time.sleep(0.8)
+    sender.send(message(to="after@example.test"))
+    assert [e.rcpt_tos for e in server.handler.envelopes] == [
+        ["before@example.test"],
+        ["after@example.test"],
+    ]
+    assert len(set(server.handler.peers)) == 2
+
+
+def test_a_connection_the_server_dropped_without_a_word_is_reopened(server):
+    server.handler.hang_up_after_data = True
+    sender = sender_for(server)
+    for number in range(3):
+        sender.send(message(to=f"buyer{number}@example.test"))
+        time.sleep(0.2)  # the server hangs up meanwhile
+    assert server.handler.data_calls == 3
+    assert [e.rcpt_tos for e in server.handler.envelopes] == [
+        [f"buyer{number}@example.test"] for number in range(3)
+    ]
+    assert len(set(server.handler.peers)) == 3
+
+
+def test_a_message_cut_off_during_data_is_not_sent_again(server):
+    sender = sender_for(server)
+    sender.send(message())
+    server.handler.hang_up_in_data = True
+    with pytest.raises(EmailDeliveryError) as raised:
+        sender.send(message(to="cut@example.test"))
+    # The server may have it: a second copy is the job's decision (a retry), not the sender's.
+    assert server.handler.data_calls == 2
+    assert "did not take the message" in raised.value.detail
+    assert raised.value.extra["retryable"] is True
+
+    server.handler.hang_up_in_data = False
+    sender.send(message(to="next@example.test"))
+    assert [e.rcpt_tos for e in server.handler.envelopes][-1] == ["next@example.test"]
 
 
 # --- failures -------------------------------------------------------------------------------------

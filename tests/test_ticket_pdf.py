@@ -73,3 +73,17 @@ def test_only_valid_tickets_print(testapp, dbengine):
     testapp.post(f"/api/orders/{order['id']}/cancel")
     assert pdf_of(testapp, order["id"], 409).json["code"] == "order_has_no_tickets"
     assert pdf_of(testapp, uuid.uuid4(), 404).json["code"] == "order_not_found"
+
+
+def test_characters_beyond_the_fonts_print_as_question_marks(testapp, dbengine):
+    # The PDF's standard fonts have Latin-1 glyphs only; a name beyond it must not fail the PDF
+    # (nor the confirmation email that attaches it).
+    event = create_event(dbengine, name="Fête € Night")
+    order = buy(testapp, event, quantity=1, customer_name="李雷").json["data"]
+    [ticket] = testapp.get(f"/api/orders/{order['id']}/tickets").json["data"]
+
+    body = pdf_of(testapp, order["id"]).body
+
+    text = pypdf.PdfReader(io.BytesIO(body)).pages[0].extract_text()
+    assert "Fête ? Night" in text and "Attendee: ?? <ann@example.com>" in text
+    assert decoded_qr_codes(body) == [[ticket["code"]]]

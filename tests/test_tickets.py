@@ -14,12 +14,16 @@ import pytest
 import transaction
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from webtest import TestApp
 
+from ticketing import main
 from ticketing.adapters.payments import MockPaymentGateway
 from ticketing.domain import orders, tickets
 from ticketing.domain.tickets import TicketCodes, hash_of_code, normalize_code
+from ticketing.interfaces import IEmailSender
 from ticketing.models import Ticket, get_tm_session
 
+from .conftest import app_settings
 from .factories import (
     CODES,
     assert_books_balance,
@@ -266,6 +270,19 @@ def test_the_confirmation_email_shows_the_codes_and_attaches_the_pdf(testapp, db
     # The message survives a mail server: plain text, HTML and the PDF, as sent.
     parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
     assert next(parsed.iter_attachments()).get_content() == pdf
+
+
+def test_without_the_pdf_the_confirmation_lists_the_codes_alone(dbengine):
+    app = main({}, **app_settings(dbengine, **{"mail.attach_tickets_pdf": "false"}))
+    testapp = TestApp(app)
+    order = buy(testapp, create_event(dbengine), quantity=2).json["data"]
+    tickets = testapp.get(f"/api/orders/{order['id']}/tickets").json["data"]
+
+    [message] = app.registry.getUtility(IEmailSender).outbox
+    text = message.get_body(("plain",)).get_content()
+    assert all(f"General admission, Ann: {ticket['code']}" in text for ticket in tickets)
+    assert "(show its code at the door)" in text and "attached" not in text
+    assert list(message.iter_attachments()) == []
 
 
 def test_orders_confirmed_before_tickets_existed_get_theirs_once(dbengine, dbsession, tm):

@@ -14,7 +14,7 @@ import uuid
 from sqlalchemy import bindparam, literal, select, update
 from zope.sqlalchemy import mark_changed
 
-from ticketing.models import EmailKind, EmailStatus, Order, OutboxEmail, TicketStatus
+from ticketing.models import EmailKind, EmailStatus, Event, Order, OutboxEmail
 from ticketing.notifications import (
     order_cancellation_message,
     order_confirmation_message,
@@ -23,7 +23,7 @@ from ticketing.notifications import (
 )
 from ticketing.ticket_pdf import printed_tickets, tickets_pdf
 
-from . import events, tickets
+from . import tickets
 from .errors import EmailDeliveryError, EmailNotFound
 
 #: session.info key: ids of outbox emails to dispatch after the session's transaction commits
@@ -50,6 +50,7 @@ class Delivery:
 
     outcome: str
     error: str | None = None
+    email_id: uuid.UUID | None = None
 
 
 def record_email(dbsession, order_id, kind, *, now):
@@ -96,58 +97,133 @@ def dispatch_after_commit(dbsession, email_id):
     dbsession.info.setdefault(DISPATCH_AFTER_COMMIT, set()).add(email_id)
 
 
-def deliver(dbsession, sender, email_id, *, now, from_address, retry_in, ticket_codes):
-    """Send one outbox email, at most once; record the attempt on its row.
+def deliver(
+    dbsession,
+    sender,
+    email_id,
+    *,
+    now,
+    from_address,
+    retry_in,
+    ticket_codes,
+    attach_pdf=True,
+    batch_size=1,
+):
+    """Send the outbox email ``email_id``, at most once, and with it up to ``batch_size - 1``
+    other pending emails that are due; record each attempt on its row. Returns a
+    :class:`Delivery` per email tried, ``email_id``'s first.
 
-    The row stays locked while the message is handed over, so a second job for the same email
-    (the sweep's, say) skips it instead of sending it twice. ``retry_in`` is how long until the
-    job queue's next attempt; the sweep leaves the email alone until then. ``ticket_codes``
-    shows the tickets' codes in the confirmation, which attaches them as a PDF.
+    The rows stay locked (``FOR UPDATE SKIP LOCKED``) while their messages are handed over, in
+    one transaction and on one sender, so that a second job for one of them (its own, or the
+    sweep's) skips it instead of sending it twice. A crash before the commit leaves the batch
+    pending: the sweep sends it again (the stable Message-ID lets mail systems drop a copy).
+    ``retry_in`` is how long until the job queue's next attempt at ``email_id``; the sweep
+    leaves it alone until then. Only ``email_id``'s job counts its attempts and retries: when
+    another email of the batch fails in a way worth retrying, it is left as it was, to its own
+    job or the sweep, and so is the rest of the batch (the mail server is likely in trouble).
+    ``ticket_codes`` shows the tickets' codes in the confirmation, which attaches them as a PDF
+    unless ``attach_pdf`` is false.
     """
-    email = dbsession.scalar(
-        select(OutboxEmail)
-        .where(OutboxEmail.id == email_id, OutboxEmail.status == EmailStatus.PENDING)
-        .with_for_update(skip_locked=True)
-    )
-    if email is None:
-        return Delivery("skipped")
-    order = dbsession.get(Order, email.order_id)
-    event = events.get_event(dbsession, order.event_id)
-    if email.kind == EmailKind.ORDER_CONFIRMATION:
-        message = _confirmation_with_tickets(dbsession, order, event, from_address, ticket_codes)
+    own = dbsession.execute(
+        _pending_emails().where(OutboxEmail.id == email_id).with_for_update(skip_locked=True)
+    ).first()
+    if own is None:
+        return [Delivery("skipped", email_id=email_id)]
+    batch = [own]
+    if batch_size > 1:
+        batch += dbsession.execute(
+            _pending_emails()
+            .where(OutboxEmail.id != email_id, OutboxEmail.next_attempt_at <= now)
+            .order_by(OutboxEmail.next_attempt_at)
+            .limit(batch_size - 1)
+            .with_for_update(skip_locked=True)
+        ).all()
+    messages = _messages(dbsession, batch, from_address, ticket_codes, attach_pdf)
+    deliveries = []
+    for email in batch:
+        try:
+            sender.send(messages[email.id])
+        except EmailDeliveryError as error:
+            retryable = error.extra.get("retryable", True)
+            if email.id != email_id and retryable:
+                break
+            deliveries.append(_failed(dbsession, email, error, retryable, now, retry_in))
+            if retryable:
+                break
+        else:
+            deliveries.append(Delivery("sent", email_id=email.id))
+    sent = [delivery.email_id for delivery in deliveries if delivery.outcome == "sent"]
+    if sent:
+        dbsession.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id.in_(sent))
+            .values(
+                status=EmailStatus.SENT,
+                attempts=OutboxEmail.attempts + 1,
+                sent_at=now,
+                updated_at=now,
+                last_error=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return deliveries
+
+
+def _pending_emails():
+    return select(
+        OutboxEmail.id, OutboxEmail.order_id, OutboxEmail.kind, OutboxEmail.attempts
+    ).where(OutboxEmail.status == EmailStatus.PENDING)
+
+
+def _failed(dbsession, email, error, retryable, now, retry_in):
+    """Record a failed attempt: to be retried in ``retry_in``, or given up on."""
+    attempts = email.attempts + 1
+    give_up = attempts >= MAX_ATTEMPTS or not retryable
+    values = {"attempts": attempts, "last_error": str(error), "updated_at": now}
+    if give_up:
+        values["status"] = EmailStatus.FAILED
     else:
-        message = MESSAGES[email.kind](order, event, from_address)
-    # A stable Message-ID lets mail systems drop a duplicate if a delivery is ever repeated.
-    del message["Message-ID"]
-    message["Message-ID"] = f"<{email.id}@{_domain_of(from_address)}>"
-    email.attempts += 1
-    email.updated_at = now
-    try:
-        sender.send(message)
-    except EmailDeliveryError as error:
-        email.last_error = str(error)
-        if email.attempts >= MAX_ATTEMPTS or not error.extra.get("retryable", True):
-            email.status = EmailStatus.FAILED
-            return Delivery("failed", str(error))
-        email.next_attempt_at = now + retry_in
-        return Delivery("retry", str(error))
-    email.status = EmailStatus.SENT
-    email.sent_at = now
-    email.last_error = None
-    return Delivery("sent")
-
-
-def _confirmation_with_tickets(dbsession, order, event, from_address, ticket_codes):
-    printed = printed_tickets(
-        [
-            row
-            for row in tickets.order_tickets(dbsession, order.id)
-            if row[0].status == TicketStatus.VALID
-        ],
-        ticket_codes,
+        values["next_attempt_at"] = now + retry_in
+    dbsession.execute(
+        update(OutboxEmail)
+        .where(OutboxEmail.id == email.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
-    pdf = tickets_pdf(event, printed) if printed else None
-    return order_confirmation_message(order, event, from_address, printed, pdf)
+    return Delivery("failed" if give_up else "retry", str(error), email.id)
+
+
+def _messages(dbsession, batch, from_address, ticket_codes, attach_pdf):
+    """The message of each email of ``batch``, from a query per kind of row they need."""
+    orders = {
+        order.id: order
+        for order in dbsession.scalars(
+            select(Order).where(Order.id.in_({email.order_id for email in batch}))
+        )
+    }
+    events_by_id = {
+        event.id: event
+        for event in dbsession.scalars(
+            select(Event).where(Event.id.in_({order.event_id for order in orders.values()}))
+        )
+    }
+    confirmed = [email.order_id for email in batch if email.kind == EmailKind.ORDER_CONFIRMATION]
+    tickets_of = tickets.valid_tickets_of_orders(dbsession, confirmed) if confirmed else {}
+    messages = {}
+    for email in batch:
+        order = orders[email.order_id]
+        event = events_by_id[order.event_id]
+        if email.kind == EmailKind.ORDER_CONFIRMATION:
+            printed = printed_tickets(tickets_of[order.id], ticket_codes)
+            pdf = tickets_pdf(event, printed) if printed and attach_pdf else None
+            message = order_confirmation_message(order, event, from_address, printed, pdf)
+        else:
+            message = MESSAGES[email.kind](order, event, from_address)
+        # A stable Message-ID lets mail systems drop a duplicate if a delivery is ever repeated.
+        del message["Message-ID"]
+        message["Message-ID"] = f"<{email.id}@{_domain_of(from_address)}>"
+        messages[email.id] = message
+    return messages
 
 
 def overdue_emails(dbsession, *, now, limit=500):

@@ -36,19 +36,23 @@ QUEUES = {"default": 10, "emails": 5, "scheduled": 2}
 
 
 def build_huey(name, settings):
+    """The queue ``name``. Its tasks' return values are not kept: nothing reads them, and Huey
+    would keep each in the queue's storage (a Redis hash) until read, i.e. for ever. Only the
+    immediate mode of the unit tests, whose storage is in memory and dies with the test, keeps
+    them for the tests to read."""
     if as_bool(settings, "huey.immediate", False):
         return MemoryHuey(name, immediate=True)
     url = settings.get("huey.url", "memory://")
     scheme = urlparse(url).scheme
     if scheme in ("redis", "rediss"):
-        return RedisHuey(name, url=url)
+        return RedisHuey(name, url=url, results=False)
     if scheme == "sqlite":
         path = url.removeprefix("sqlite:///")
         if not path:
             raise ConfigurationError(f"huey.url = {url!r} names no file")
-        return SqliteHuey(name, filename=path)
+        return SqliteHuey(name, filename=path, results=False)
     if scheme == "memory":
-        return MemoryHuey(name)
+        return MemoryHuey(name, results=False)
     raise ConfigurationError(f"huey.url = {url!r}: use redis://, sqlite:/// or memory://")
 
 
@@ -64,7 +68,8 @@ class Jobs:
             install_telemetry(huey)
 
     def send_email(self, email_id):
-        return self.tasks.send_email(str(email_id))
+        # When it was queued: its job may find the email sent since, in another job's batch.
+        return self.tasks.send_email(str(email_id), time.time())
 
     def dispatch_after_commit(self, session):
         """SQLAlchemy ``after_commit`` hook: enqueue the emails the transaction recorded."""

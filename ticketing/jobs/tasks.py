@@ -1,22 +1,30 @@
 """The jobs themselves. They are registered on the app's Huey instances when the app is
 configured, as closures over its registry: no global app state."""
 
+import collections
 import contextlib
 import datetime as dt
+import threading
+import time
 import types
 import uuid
 
 import transaction
 from huey import crontab
+from pyramid.exceptions import ConfigurationError
 
 from ticketing.domain import events, holds, orders, outbox
 from ticketing.domain.errors import EmailDeliveryError
 from ticketing.interfaces import IEmailSender, IPaymentGateway
 from ticketing.models import get_tm_session
 from ticketing.models.types import utcnow
-from ticketing.settings import hold_duration
+from ticketing.settings import as_bool, as_int, hold_duration
 
 EMAIL_RETRIES = 5
+#: emails one job sends at most, on one connection and in one transaction
+DEFAULT_EMAIL_BATCH_SIZE = 50
+#: how long a job waits for more emails to come due before it sends its batch
+DEFAULT_EMAIL_BATCH_GATHER_MS = 0
 EMAIL_RETRY_BACKOFF = 2
 COMPLETION_RETRIES = 3
 COMPLETION_RETRY_DELAY = 60
@@ -44,11 +52,51 @@ def email_retry_delays(first_delay, retries=EMAIL_RETRIES, backoff=EMAIL_RETRY_B
     return [first_delay * backoff**attempt for attempt in range(retries)]
 
 
+class EmailBatches:
+    """How this process's email jobs share the work. A job waits ``gather_seconds`` before it
+    sends, so that its batch carries the emails that came due meanwhile, whose own jobs then
+    find them sent: under a sale, one query, one transaction and one SMTP exchange after
+    another carry dozens of emails instead of one, and an email waits that long more.
+
+    Remembers when it last sent (or gave up on) each of the last ``size`` emails, so that a job
+    of such an email queued before that costs no database round trip (a job of another process
+    finds it sent in the database instead; a job queued later, an organiser's resend, is not
+    one of those)."""
+
+    def __init__(self, gather_seconds=0.0, size=100_000):
+        self.gather_seconds = gather_seconds
+        self._settled_at = collections.OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def settled_since(self, email_id, queued_at):
+        """Whether ``email_id`` was sent or given up on here after ``queued_at`` (Unix time)."""
+        settled_at = self._settled_at.get(email_id)
+        return settled_at is not None and queued_at is not None and queued_at <= settled_at
+
+    def settled(self, email_ids, at):
+        with self._lock:
+            for email_id in email_ids:
+                self._settled_at[email_id] = at
+                self._settled_at.move_to_end(email_id)
+            while len(self._settled_at) > self._size:
+                self._settled_at.popitem(last=False)
+
+
 def register_tasks(jobs, registry):
     emails = jobs.hueys["emails"]
     scheduled = jobs.hueys["scheduled"]
     session_factory = registry["dbsession_factory"]
     from_address = registry.settings.get("mail.default_sender") or DEFAULT_FROM_ADDRESS
+    attach_pdf = as_bool(registry.settings, "mail.attach_tickets_pdf", True)
+
+    batch_size = as_int(registry.settings, "huey.email_batch_size", DEFAULT_EMAIL_BATCH_SIZE)
+    if batch_size < 1:
+        raise ConfigurationError("setting 'huey.email_batch_size' must be 1 or more")
+    batches = EmailBatches(
+        as_int(registry.settings, "huey.email_batch_gather_ms", DEFAULT_EMAIL_BATCH_GATHER_MS)
+        / 1000
+    )
 
     @emails.task(
         retries=EMAIL_RETRIES,
@@ -57,10 +105,17 @@ def register_tasks(jobs, registry):
         context=True,
         name="send_order_email",
     )
-    def send_email(email_id, task=None):
+    def send_email(email_id, queued_at=None, task=None):
         retry_in = dt.timedelta(seconds=task.retry_delay if task else jobs.email_retry_delay)
+        if batches.settled_since(email_id, queued_at):
+            # Sent (or given up on) in the batch of another job of this process meanwhile.
+            return "skipped"
+        if batches.gather_seconds:
+            time.sleep(batches.gather_seconds)
+            if batches.settled_since(email_id, queued_at):
+                return "skipped"
         with job_transaction(session_factory) as (dbsession, _):
-            delivery = outbox.deliver(
+            deliveries = outbox.deliver(
                 dbsession,
                 registry.getUtility(IEmailSender),
                 uuid.UUID(email_id),
@@ -68,11 +123,18 @@ def register_tasks(jobs, registry):
                 from_address=from_address,
                 retry_in=retry_in,
                 ticket_codes=registry["ticket_codes"],
+                attach_pdf=attach_pdf,
+                batch_size=batch_size,
             )
-        if delivery.outcome == "retry":
+        batches.settled(
+            (str(each.email_id) for each in deliveries if each.outcome in ("sent", "failed")),
+            at=time.time(),
+        )
+        own = deliveries[0]
+        if own.outcome == "retry":
             # Raised after the attempt is recorded, so that Huey retries with its backoff.
-            raise EmailDeliveryError(delivery.error)
-        return delivery.outcome
+            raise EmailDeliveryError(own.error)
+        return own.outcome
 
     @scheduled.periodic_task(
         DAILY_AT_MIDNIGHT_UTC,
