@@ -582,3 +582,52 @@ def test_a_code_changed_after_its_look_up_takes_nothing(testapp, dbengine, dbses
     tm.abort()
     assert load_event(dbengine, event.id).available_tickets == 10
     assert code_of(testapp, event, code["id"])["uses"] == 0
+
+
+def test_the_types_a_code_applies_to_can_be_changed_and_repeated(testapp, dbengine, gateway):
+    event = create_event(dbengine)
+    vip = create_ticket_type(dbengine, event)
+    standard = event.ticket_types[0]
+    code = add_code(testapp, event, ticket_type_ids=[str(vip.id)]).json["data"]
+
+    both = [str(standard.id), str(vip.id)]
+    assert change_code(testapp, event, code["id"], ticket_type_ids=both).json["data"][
+        "ticket_type_ids"
+    ] == sorted(both)
+    again = change_code(testapp, event, code["id"], ticket_type_ids=[str(standard.id)])
+    assert again.json["data"]["ticket_type_ids"] == [str(standard.id)]
+    same = change_code(testapp, event, code["id"], ticket_type_ids=[str(standard.id)])
+    assert same.json["data"]["ticket_type_ids"] == [str(standard.id)]
+
+    bought = buy(testapp, event, ticket_type_id=str(standard.id), promo_code="PARTNER20")
+    assert bought.json["data"]["total_amount"] == "40.00"
+    refused = buy(testapp, event, status=400, ticket_type_id=str(vip.id), promo_code="PARTNER20")
+    assert refused.json["code"] == "promo_code_not_applicable"
+    assert (
+        change_code(testapp, event, code["id"], ticket_type_ids=[]).json["data"]["ticket_type_ids"]
+        == []
+    )
+    assert_books(dbengine, gateway)
+
+
+def test_a_deleted_type_leaves_its_codes_and_a_code_for_it_alone_is_disabled(testapp, dbengine):
+    event = create_event(dbengine)
+    vip, crew = create_ticket_type(dbengine, event), create_ticket_type(dbengine, event)
+    alone = add_code(testapp, event, code="VIP", ticket_type_ids=[str(vip.id)]).json["data"]
+    both = [str(vip.id), str(crew.id)]
+    shared = add_code(testapp, event, code="BOTH", ticket_type_ids=both).json["data"]
+
+    testapp.delete(f"/api/events/{event.id}/ticket-types/{vip.id}", status=204)
+
+    alone, shared = code_of(testapp, event, alone["id"]), code_of(testapp, event, shared["id"])
+    assert (alone["ticket_type_ids"], alone["disabled"]) == ([], True)
+    assert (shared["ticket_type_ids"], shared["disabled"]) == ([str(crew.id)], False)
+
+
+def test_an_event_without_orders_is_deleted_with_its_codes(testapp, dbengine):
+    event = create_event(dbengine)
+    add_code(testapp, event)
+
+    testapp.delete(f"/api/events/{event.id}", status=204)
+
+    testapp.get(codes_path(event), status=404)

@@ -383,6 +383,24 @@ def priced_types(event, types, code):
 # The organisers' side: creating, listing, changing and deleting an event's codes.
 
 
+def forget_ticket_type(dbsession, ticket_type_id):
+    """A ticket type is being deleted: the codes that name it no longer do, and one that named
+    it alone is disabled rather than left applying to every type."""
+    named = select(PromoCodeTicketType.promo_code_id).where(
+        PromoCodeTicketType.ticket_type_id == ticket_type_id
+    )
+    for code in dbsession.scalars(
+        select(PromoCode).where(PromoCode.id.in_(named)).with_for_update()
+    ):
+        code.ticket_types = [
+            link for link in code.ticket_types if link.ticket_type_id != ticket_type_id
+        ]
+        code.disabled = code.disabled or not code.ticket_types
+        code.revision += 1
+    # Before the type goes: its links are the codes' to delete, not the database's cascade.
+    dbsession.flush()
+
+
 def list_promo_codes(dbsession, event_id):
     """The event (for its currency) and its codes, newest last."""
     event = events.get_event(dbsession, event_id)
