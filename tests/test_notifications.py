@@ -135,6 +135,29 @@ def test_the_confirmation_lists_each_ticket_type_on_its_own_line():
     )
 
 
+def test_the_confirmation_says_what_a_promo_code_took_off():
+    event = make_event()
+    discounted = item("VIP", 2, 12000)
+    discounted.discount_cents = 4800
+    order = make_order(
+        event,
+        items=[discounted, item("Early bird", 1, 3500, line=2)],
+        quantity=3,
+        unit_price_cents=None,
+        total_amount_cents=22700,
+        discount_cents=4800,
+        promo_code="VIP20",
+    )
+    text, html = parts(order_confirmation_message(order, event, SENDER))
+
+    assert (
+        "Tickets:   2 x VIP, 120.00 USD each, 48.00 USD off with VIP20\n"
+        "           1 x Early bird, 35.00 USD each\n"
+        "Total:     227.00 USD"
+    ) in text
+    assert "<td>2 &times; VIP, 120.00 USD each, 48.00 USD off with VIP20<br>" in html
+
+
 def test_amounts_have_the_decimals_of_their_currency():
     event = make_event(currency="JPY")
     order = make_order(

@@ -130,3 +130,32 @@ def test_a_purchase_with_a_code_reads_its_key_and_its_code_first(dbengine):
             "INSERT",
         ]
     assert bought.json["data"]["discount_total"] == "10.00"
+
+
+def test_purchases_racing_an_organiser_s_change_to_their_code_all_go_through(
+    app, pg_engine, gateway
+):
+    event = create_event(pg_engine, total_tickets=100)
+    code_id = add_code(app, event).json["data"]["id"]
+    organiser = TestApp(app)
+
+    def one_request(number):
+        if number == 0:
+            body = {"promo_code": {"discount": {"type": "percent", "value": "25"}}}
+            return organiser.put_json(
+                f"/api/events/{event.id}/promo-codes/{code_id}", body, status="*"
+            )
+        return buy(app, event, idempotency_key=f"buyer-{number}", promo_code="five")
+
+    responses = run_at_once(30, one_request)
+
+    assert sorted({r.status_int for r in responses}) == [200, 201]
+    with Session(pg_engine) as session:
+        totals = set(
+            session.scalars(
+                select(Order.total_amount_cents).where(Order.status == OrderStatus.CONFIRMED)
+            )
+        )
+    assert totals <= {4000, 3750}
+    assert uses_of(pg_engine, uuid.UUID(code_id)) == 29
+    assert_books(pg_engine, gateway)

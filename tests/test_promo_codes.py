@@ -11,7 +11,7 @@ import pytest
 from webtest import TestApp
 
 from ticketing import main
-from ticketing.domain import orders
+from ticketing.domain import orders, promo_codes
 from ticketing.interfaces import IPaymentGateway
 from ticketing.models import EmailKind, OrderStatus
 
@@ -24,7 +24,15 @@ from .factories import (
     load_order,
     order_tickets,
 )
-from .holds import assert_books, emails_of, order_body, pay, reserve
+from .holds import (
+    THREE_D_SECURE,
+    assert_books,
+    complete_payment_action,
+    emails_of,
+    order_body,
+    pay,
+    reserve,
+)
 from .test_holds import run_expiry
 
 
@@ -245,7 +253,7 @@ def test_an_amount_off_never_makes_a_ticket_cost_less_than_nothing(testapp, dben
 
 
 def test_a_free_order_needs_no_payment_and_its_cancellation_refunds_nothing(
-    testapp, dbengine, gateway
+    testapp, dbengine, gateway, mailer
 ):
     event = create_event(dbengine, total_tickets=10)
     code = add_code(testapp, event, code="GUEST", discount={"type": "percent", "value": "100"})
@@ -260,6 +268,8 @@ def test_a_free_order_needs_no_payment_and_its_cancellation_refunds_nothing(
     assert gateway.calls == []
     assert len(testapp.get(f"/api/orders/{bought['id']}/tickets").json["data"]) == 2
     assert emails_of(dbengine, uuid.UUID(bought["id"])) == [EmailKind.ORDER_CONFIRMATION]
+    [sent] = mailer.outbox
+    assert sent["To"] == "Buyer <buyer@example.com>"
     assert code_of(testapp, event, code.json["data"]["id"])["uses"] == 1
     assert_books(dbengine, gateway)
 
@@ -513,7 +523,9 @@ def test_a_hold_that_a_code_makes_free_is_confirmed_without_payment(testapp, dbe
 # --- the books ------------------------------------------------------------------------------
 
 
-def test_the_sales_summary_shows_discounts_per_type_and_per_code(testapp, dbsession, dbengine):
+def test_the_sales_summary_shows_discounts_per_type_and_per_code(
+    testapp, dbsession, dbengine, gateway
+):
     event = create_event(dbengine)
     add_code(testapp, event)
     add_code(testapp, event, code="FIVE", discount={"type": "amount", "value": "5"})
@@ -534,3 +546,102 @@ def test_the_sales_summary_shows_discounts_per_type_and_per_code(testapp, dbsess
         {"code": "FIVE", "orders": 1, "tickets_sold": 1, "discounts": "5.00"},
         {"code": "PARTNER20", "orders": 1, "tickets_sold": 2, "discounts": "20.00"},
     ]
+    assert_books(dbengine, gateway)
+
+
+def test_a_code_s_use_is_held_while_3d_secure_waits_and_given_back_when_it_fails(
+    app, testapp, dbengine, gateway
+):
+    event = create_event(dbengine, total_tickets=10)
+    code = add_code(testapp, event, max_uses=2).json["data"]
+    paid = buy(testapp, event, status=202, promo_code="PARTNER20", payment_method=THREE_D_SECURE)
+    failing = buy(testapp, event, status=202, promo_code="PARTNER20", payment_method=THREE_D_SECURE)
+    assert code_of(testapp, event, code["id"])["uses"] == 2
+    assert buy(testapp, event, status=409, promo_code="PARTNER20").json["code"] == (
+        "promo_code_exhausted"
+    )
+
+    complete_payment_action(app, gateway, paid.json["data"]["id"])
+    complete_payment_action(app, gateway, failing.json["data"]["id"], succeed=False)
+
+    confirmed = load_order(dbengine, paid.json["data"]["id"])
+    assert (confirmed.status, confirmed.total_amount_cents) == (OrderStatus.CONFIRMED, 4000)
+    assert [charge.amount_cents for charge in gateway.kept_charges()] == [4000]
+    # The failed one is a hold again (another card may pay it) until it expires.
+    assert load_order(dbengine, failing.json["data"]["id"]).status == OrderStatus.RESERVED
+    assert code_of(testapp, event, code["id"])["uses"] == 2
+    run_expiry(app, dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    assert code_of(testapp, event, code["id"])["uses"] == 1
+    assert_books(dbengine, gateway)
+
+
+def test_a_code_changed_after_its_look_up_takes_nothing(testapp, dbengine, dbsession, tm):
+    event = create_event(dbengine, total_tickets=10)
+    code = add_code(testapp, event).json["data"]
+    now = dt.datetime.now(dt.UTC)
+    looked_up = promo_codes.look_up(dbsession, event.id, "PARTNER20", now=now)
+    tm.abort()
+    tm.begin()
+    change_code(testapp, event, code["id"], discount={"type": "percent", "value": "50"})
+    purchase = orders.PurchaseRequest(
+        event_id=event.id,
+        customer_email="a@example.com",
+        customer_name="A",
+        quantity=1,
+        promo_code="PARTNER20",
+    )
+
+    # The reservation applies the code as it was looked up, or not at all.
+    assert orders._reserve(dbsession, purchase, now, code=looked_up) is None
+    tm.abort()
+    assert load_event(dbengine, event.id).available_tickets == 10
+    assert code_of(testapp, event, code["id"])["uses"] == 0
+
+
+def test_the_types_a_code_applies_to_can_be_changed_and_repeated(testapp, dbengine, gateway):
+    event = create_event(dbengine)
+    vip = create_ticket_type(dbengine, event)
+    standard = event.ticket_types[0]
+    code = add_code(testapp, event, ticket_type_ids=[str(vip.id)]).json["data"]
+
+    both = [str(standard.id), str(vip.id)]
+    assert change_code(testapp, event, code["id"], ticket_type_ids=both).json["data"][
+        "ticket_type_ids"
+    ] == sorted(both)
+    again = change_code(testapp, event, code["id"], ticket_type_ids=[str(standard.id)])
+    assert again.json["data"]["ticket_type_ids"] == [str(standard.id)]
+    same = change_code(testapp, event, code["id"], ticket_type_ids=[str(standard.id)])
+    assert same.json["data"]["ticket_type_ids"] == [str(standard.id)]
+
+    bought = buy(testapp, event, ticket_type_id=str(standard.id), promo_code="PARTNER20")
+    assert bought.json["data"]["total_amount"] == "40.00"
+    refused = buy(testapp, event, status=400, ticket_type_id=str(vip.id), promo_code="PARTNER20")
+    assert refused.json["code"] == "promo_code_not_applicable"
+    assert (
+        change_code(testapp, event, code["id"], ticket_type_ids=[]).json["data"]["ticket_type_ids"]
+        == []
+    )
+    assert_books(dbengine, gateway)
+
+
+def test_a_deleted_type_leaves_its_codes_and_a_code_for_it_alone_is_disabled(testapp, dbengine):
+    event = create_event(dbengine)
+    vip, crew = create_ticket_type(dbengine, event), create_ticket_type(dbengine, event)
+    alone = add_code(testapp, event, code="VIP", ticket_type_ids=[str(vip.id)]).json["data"]
+    both = [str(vip.id), str(crew.id)]
+    shared = add_code(testapp, event, code="BOTH", ticket_type_ids=both).json["data"]
+
+    testapp.delete(f"/api/events/{event.id}/ticket-types/{vip.id}", status=204)
+
+    alone, shared = code_of(testapp, event, alone["id"]), code_of(testapp, event, shared["id"])
+    assert (alone["ticket_type_ids"], alone["disabled"]) == ([], True)
+    assert (shared["ticket_type_ids"], shared["disabled"]) == ([str(crew.id)], False)
+
+
+def test_an_event_without_orders_is_deleted_with_its_codes(testapp, dbengine):
+    event = create_event(dbengine)
+    add_code(testapp, event)
+
+    testapp.delete(f"/api/events/{event.id}", status=204)
+
+    testapp.get(codes_path(event), status=404)

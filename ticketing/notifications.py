@@ -192,6 +192,7 @@ def _order_values(order, event):
     lines = [
         f"{item.quantity} x {item.name}, "
         f"{format_money(item.unit_price_cents, order.currency)} {order.currency} each"
+        + _discount_of(item, order)
         for item in order.items
     ]
     values = {
@@ -209,6 +210,14 @@ def _order_values(order, event):
     }
     html_lines = (html.escape(line, quote=True).replace(" x ", " &times; ", 1) for line in lines)
     return values, {"tickets": "<br>".join(html_lines)}
+
+
+def _discount_of(item, order):
+    """What a promo code took off the item, for its line: the total is what was paid."""
+    if not item.discount_cents:
+        return ""
+    off = format_money(item.discount_cents, order.currency)
+    return f", {off} {order.currency} off with {order.promo_code}"
 
 
 def format_event_date(when):

@@ -187,15 +187,15 @@ def take_or_replay(dbsession, tm, purchase, *, now, expires_at=None):
         )
     try:
         order = _reserve(dbsession, purchase, now, expires_at, code)
+        if order is None and code is not None:
+            order, code = _reserve_with_code_as_it_is(
+                dbsession, tm, purchase, now, expires_at, code
+            )
         if order is None:
             _abort(tm)
             earlier = _earlier_order(dbsession, purchase)
             if earlier is not None:
                 return _replay(earlier, purchase)
-            if code is not None:
-                promo_codes.refuse(
-                    dbsession, purchase.event_id, purchase.promo_code, purchase.items, now=now
-                )
             inventory.refuse(
                 dbsession,
                 purchase.event_id,
@@ -222,6 +222,25 @@ def _earlier_order(dbsession, purchase):
     if not purchase.idempotency_key:
         return None
     return _order_with_key(dbsession, purchase.idempotency_key)
+
+
+def _reserve_with_code_as_it_is(dbsession, tm, purchase, now, expires_at, code):
+    """The reservation applying ``code`` took nothing: raise the code's reason if it has one
+    now; if its organiser changed it since it was looked up (its revision), reserve again with
+    the code as it is now, up to ``promo_codes.ATTEMPTS`` times in all. Returns the order (None:
+    the tickets are the reason) and the code last applied."""
+    for _ in range(promo_codes.ATTEMPTS - 1):
+        _abort(tm)
+        current = promo_codes.refuse(
+            dbsession, purchase.event_id, purchase.promo_code, purchase.items, now=now
+        )
+        if current.revision == code.revision:
+            break
+        code = current
+        order = _reserve(dbsession, purchase, now, expires_at, code)
+        if order is not None:
+            return order, code
+    return None, code
 
 
 def _order_with_key(dbsession, idempotency_key):

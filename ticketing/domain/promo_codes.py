@@ -302,10 +302,17 @@ def retake_use(dbsession, order_id, *, now):
     )
 
 
+#: how many times a purchase (or a hold's payment) tries to apply a code that its organiser
+#: keeps changing meanwhile
+ATTEMPTS = 3
+
+
 def refuse(dbsession, event_id, text, items, *, now):
     """After the reserving statement took nothing: raise the code's reason if it has one now (it
-    changed, was used up or disabled meanwhile, or applies to none of the types taken); return
-    if the code is fine, the tickets then being the reason."""
+    was used up, disabled or moved out of its validity meanwhile, or applies to none of the
+    types taken); else return the code as it is now: if its revision is not the one applied, an
+    organiser changed it meanwhile, and the purchase may try again with it; if it is, the
+    tickets are the reason."""
     code = look_up(dbsession, event_id, text, now=now, items=items)
     if items[0].ticket_type_id is None:
         only = dbsession.scalars(
@@ -315,6 +322,7 @@ def refuse(dbsession, event_id, text, items, *, now):
         ).all()
         if len(only) == 1 and not code.applies_to(only[0]):
             raise PromoCodeNotApplicable("The promo code does not apply to this ticket type.")
+    return code
 
 
 def apply_to_hold(dbsession, order_id, text, *, now):
@@ -337,17 +345,15 @@ def apply_to_hold(dbsession, order_id, text, *, now):
                 f"The order was made with the promo code {order.promo_code}; it keeps it."
             )
         return order
-    code = look_up(
-        dbsession,
-        order.event_id,
-        text,
-        now=now,
-        items=order.items,
-    )
-    if not take_use_in_turn(dbsession, code, now=now):
-        # Changed or used up since it was looked up a moment ago: say which.
-        look_up(dbsession, order.event_id, text, now=now)
-        raise PromoCodeExhausted("The promo code's uses were taken meanwhile.")
+    code = look_up(dbsession, order.event_id, text, now=now, items=order.items)
+    attempts = 1
+    while not take_use_in_turn(dbsession, code, now=now):
+        if attempts == ATTEMPTS:
+            raise PromoCodeExhausted("The promo code's uses were taken meanwhile.")
+        # Used up since its look-up a moment ago (look_up raises then), or changed by its
+        # organiser: again, with the code as it is now.
+        code = look_up(dbsession, order.event_id, text, now=now, items=order.items)
+        attempts += 1
     discount_total = 0
     for item in order.items:
         item.discount_cents = (
@@ -381,6 +387,24 @@ def priced_types(event, types, code):
 
 
 # The organisers' side: creating, listing, changing and deleting an event's codes.
+
+
+def forget_ticket_type(dbsession, ticket_type_id):
+    """A ticket type is being deleted: the codes that name it no longer do, and one that named
+    it alone is disabled rather than left applying to every type."""
+    named = select(PromoCodeTicketType.promo_code_id).where(
+        PromoCodeTicketType.ticket_type_id == ticket_type_id
+    )
+    for code in dbsession.scalars(
+        select(PromoCode).where(PromoCode.id.in_(named)).with_for_update()
+    ):
+        code.ticket_types = [
+            link for link in code.ticket_types if link.ticket_type_id != ticket_type_id
+        ]
+        code.disabled = code.disabled or not code.ticket_types
+        code.revision += 1
+    # Before the type goes: its links are the codes' to delete, not the database's cascade.
+    dbsession.flush()
 
 
 def list_promo_codes(dbsession, event_id):

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ticketing.models import HOLDING_STATUSES, EventStatus, Order, OrderItem, TicketType
 
-from . import events, waiting_list
+from . import events, promo_codes, waiting_list
 from .errors import (
     CapacityBelowSold,
     EventReadOnly,
@@ -114,6 +114,7 @@ def delete_ticket_type(dbsession, event_id, ticket_type_id):
         )
     if len(event.ticket_types) == 1:
         raise LastTicketType(f"{ticket_type.name} is the only ticket type of event {event_id}.")
+    promo_codes.forget_ticket_type(dbsession, ticket_type.id)
     dbsession.delete(ticket_type)
     try:
         dbsession.flush()
