@@ -265,7 +265,14 @@ def _assert_types_balance(session):
 OFFER_ORDER_STATUSES = {
     EntryStatus.OFFERED: set(HOLDING_STATUSES),
     EntryStatus.PURCHASED: {OrderStatus.CONFIRMED, OrderStatus.CANCELLED},
-    EntryStatus.EXPIRED: {OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.FAILED},
+    # Given back; or paid for after all, late, its tickets still there (held again until the
+    # payment settles it: confirmed, the entry is purchased).
+    EntryStatus.EXPIRED: {
+        OrderStatus.EXPIRED,
+        OrderStatus.CANCELLED,
+        OrderStatus.FAILED,
+        *HOLDING_STATUSES,
+    },
 }
 
 

@@ -301,6 +301,42 @@ def test_an_offer_not_paid_in_time_expires_and_goes_to_the_next_in_line(
     assert_books(dbengine, gateway)
 
 
+def test_an_expired_offer_paid_while_its_tickets_are_still_there_is_purchased(
+    app, testapp, dbengine, gateway
+):
+    event, (first_sale,) = sold_out(testapp, dbengine, 1)
+    ann = join(testapp, event, 1, "ann@example.com").json["data"]
+    cancel(testapp, first_sale["id"])
+    run_expiry(app, utcnow() + dt.timedelta(hours=25))
+    assert availability(testapp, event)["event"]["available"] == 1  # nobody else waits
+
+    paid = pay(testapp, entry_of(testapp, ann["id"])["order_id"]).json["data"]
+
+    assert paid["status"] == "confirmed"
+    assert entry_of(testapp, ann["id"])["status"] == "purchased"
+    assert_books(dbengine, gateway)
+
+
+def test_an_event_no_longer_on_sale_offers_nothing_and_puts_back_what_was_set_aside(
+    queued_app, dbengine
+):
+    testapp = TestApp(queued_app)
+    event, (first_sale,) = sold_out(testapp, dbengine, 1)
+    ann = join(testapp, event, 1, "ann@example.com").json["data"]
+    cancel(testapp, first_sale["id"])  # set aside; its matching job queued, never run
+    after_the_show = event.date + dt.timedelta(hours=1)
+
+    report = run_match(queued_app, event.ticket_types[0].id, now=after_the_show)
+
+    assert (report.offered, report.released) == ([], 1)
+    assert entry_of(testapp, ann["id"])["status"] == "waiting"
+    # Nor is it set aside again for the line (which would owe the job again, for ever).
+    with job_transaction(queued_app.registry["dbsession_factory"]) as (dbsession, _):
+        assert waiting_list.set_aside_for_waiters(dbsession, event.id, now=after_the_show) == 0
+    assert availability(testapp, event)["event"]["set_aside"] == 0
+    assert_books(dbengine, queued_app.registry.getUtility(IPaymentGateway))
+
+
 def test_an_offer_given_back_goes_to_the_next_in_line_at_once(testapp, dbengine, gateway):
     event, (first_sale,) = sold_out(testapp, dbengine, 1)
     ann = join(testapp, event, 1, "ann@example.com").json["data"]

@@ -292,8 +292,14 @@ def set_aside_for_waiters(dbsession, event_id, *, now):
     type of the event that someone waits for (the type of the earliest entry first, when the
     event's room is shared), as much of its room as its line wants beyond what is set aside for
     it already. Call with the event's row locked (it is, by whoever just freed tickets); locks
-    the types' rows in id order. Returns how many tickets were set aside."""
-    available = dbsession.scalar(select(Event.available_tickets).where(Event.id == event_id))
+    the types' rows in id order. Returns how many tickets were set aside (none for an event no
+    longer on sale)."""
+    event = dbsession.execute(
+        select(Event.available_tickets, Event.status, Event.date).where(Event.id == event_id)
+    ).one()
+    if event.status != EventStatus.PUBLISHED or event.date <= now:
+        return 0  # nobody can be offered tickets of an event no longer on sale
+    available = event.available_tickets
     first_waiting = func.min(WaitingListEntry.created_at)
     wanted = (
         select(

@@ -14,6 +14,7 @@ from ticketing.domain.errors import (
     EventNotFound,
     EventNotOnSale,
     InvalidCursor,
+    OrderNotReleasable,
     TicketsAvailable,
     TicketTypeNotFound,
     TicketTypeNotOnSale,
@@ -172,12 +173,13 @@ def get_waiting_list_entry(request):
 @waiting_list_entry.delete()
 @api_doc(
     Success(204, "Left (or had left already)."),
-    raises=(WaitingListEntryNotFound, WaitingListEntryPurchased),
+    raises=(WaitingListEntryNotFound, WaitingListEntryPurchased, OrderNotReleasable),
 )
 def leave_waiting_list(request):
     """Leave the waiting list
 
-    An entry with an offer out gives its hold back, and its tickets go to the next in line.
+    An entry with an offer out gives its hold back, and its tickets go to the next in line;
+    while the offer is being paid, 409 `order_not_releasable`.
     """
     domain.leave(request.dbsession, request.payment_gateway, entry_id_from(request), now=utcnow())
     request.response.status_code = 204
