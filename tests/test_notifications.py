@@ -15,6 +15,7 @@ from ticketing.notifications import (
     format_event_date,
     order_cancellation_message,
     order_confirmation_message,
+    waiting_list_offer_message,
 )
 
 SENDER = "Tickets <tickets@example.test>"
@@ -47,6 +48,8 @@ def make_order(event, items=None, **fields):
         "total_amount_cents": 10000,
         "currency": "USD",
         "status": OrderStatus.CONFIRMED,
+        # What a hold (a waiting list's offer) has; the other messages do not show it.
+        "expires_at": dt.datetime(2027, 3, 1, 9, 30, tzinfo=dt.UTC),
     }
     values.update(fields)
     order = Order(**values)
@@ -85,7 +88,7 @@ def round_trip(message):
     return email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
 
 
-BUILDERS = [order_confirmation_message, order_cancellation_message]
+BUILDERS = [order_confirmation_message, order_cancellation_message, waiting_list_offer_message]
 
 
 def test_the_confirmation_says_what_was_bought():
@@ -184,6 +187,23 @@ def test_the_cancellation_says_what_was_refunded():
         assert str(ORDER_ID) in part and "Stadium" in part and "150.00 USD" in part
 
 
+def test_the_offer_says_what_is_held_until_when_and_how_to_pay():
+    event = make_event()
+    order = make_order(event, status=OrderStatus.RESERVED)
+    message = waiting_list_offer_message(order, event, SENDER)
+
+    assert message["Subject"] == (
+        "Tickets for Concert are held for you until Monday 1 March 2027, 09:30 UTC (order 3f2b8c1e)"
+    )
+    assert message["To"] == "John Doe <john@example.com>"
+    text, html = parts(message)
+    assert "Held until Monday 1 March 2027, 09:30 UTC" in text
+    assert "Tickets:   2 x General admission, 50.00 USD each" in text
+    for part in (text, html):
+        assert f"POST /api/orders/{ORDER_ID}/pay" in part
+        assert "next person in line" in part and "100.00 USD" in part
+
+
 @pytest.mark.parametrize("build", BUILDERS)
 def test_values_are_escaped_in_the_html_part_only(build):
     event = make_event(name="Rock & Roll <Live>", venue='"The" Venue')
@@ -270,5 +290,5 @@ def test_event_dates_are_shown_in_utc_in_english():
 def test_every_message_has_its_three_templates_in_the_package():
     folder = resources.files("ticketing").joinpath("templates").joinpath("email")
     names = {entry.name for entry in folder.iterdir()}
-    for message in ("order_confirmation", "order_cancellation"):
+    for message in ("order_confirmation", "order_cancellation", "waiting_list_offer"):
         assert {f"{message}.subject.txt", f"{message}.txt", f"{message}.html"} <= names

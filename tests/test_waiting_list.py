@@ -248,6 +248,30 @@ def test_only_what_the_line_wants_is_set_aside(testapp, dbengine, gateway):
     assert_books(dbengine, gateway)
 
 
+def test_room_another_type_gives_back_goes_to_a_line_the_event_s_capacity_limits(
+    testapp, dbengine, gateway
+):
+    """General admission is limited by the event alone: a VIP cancelled frees the event's room,
+    which its line gets before public sale."""
+    event = create_event(dbengine, total_tickets=4)
+    vip = testapp.post_json(
+        f"/api/events/{event.id}/ticket-types",
+        {"ticket_type": {"name": "VIP", "price": "90.00", "capacity": 2}},
+    ).json["data"]
+    general = event.ticket_types[0].id
+    buy(testapp, event, 2, ticket_type_id=str(general))
+    vip_sale = buy(testapp, event, 2, email="v@example.com", ticket_type_id=vip["id"]).json["data"]
+    ann = join(testapp, event, 1, "ann@example.com", ticket_type_id=str(general)).json["data"]
+
+    cancel(testapp, vip_sale["id"])
+
+    assert entry_of(testapp, ann["id"])["status"] == "offered"
+    shown = {row["name"]: row for row in availability(testapp, event)["ticket_types"]}
+    assert (shown["General admission"]["held"], shown["VIP"]["available"]) == (1, 1)
+    assert availability(testapp, event)["event"]["available"] == 1
+    assert_books(dbengine, gateway)
+
+
 def test_an_entry_that_wants_more_than_came_back_lets_one_behind_it_pass_and_keeps_its_place(
     testapp, dbengine, gateway
 ):
