@@ -371,7 +371,16 @@ def test_an_email_resent_after_its_batch_is_sent_again(app, testapp, dbengine, m
     assert (email.status, email.attempts) == (EmailStatus.SENT, 1)
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "many"])
-def test_a_bad_batch_size_fails_at_startup_naming_it(dbengine, value):
-    with pytest.raises(ConfigurationError, match="huey.email_batch_size"):
-        main({}, **app_settings(dbengine, **{"huey.email_batch_size": value}))
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("huey.email_batch_size", "0"),
+        ("huey.email_batch_size", "-3"),
+        ("huey.email_batch_size", "many"),
+        ("huey.email_batch_gather_ms", "-1"),
+        ("huey.email_batch_gather_ms", "soon"),
+    ],
+)
+def test_bad_batch_settings_fail_at_startup_naming_them(dbengine, setting, value):
+    with pytest.raises(ConfigurationError, match=setting):
+        main({}, **app_settings(dbengine, **{setting: value}))

@@ -93,10 +93,12 @@ def register_tasks(jobs, registry):
     batch_size = as_int(registry.settings, "huey.email_batch_size", DEFAULT_EMAIL_BATCH_SIZE)
     if batch_size < 1:
         raise ConfigurationError("setting 'huey.email_batch_size' must be 1 or more")
-    batches = EmailBatches(
-        as_int(registry.settings, "huey.email_batch_gather_ms", DEFAULT_EMAIL_BATCH_GATHER_MS)
-        / 1000
+    gather_ms = as_int(
+        registry.settings, "huey.email_batch_gather_ms", DEFAULT_EMAIL_BATCH_GATHER_MS
     )
+    if gather_ms < 0:
+        raise ConfigurationError("setting 'huey.email_batch_gather_ms' must be 0 or more")
+    batches = EmailBatches(gather_ms / 1000)
 
     @emails.task(
         retries=EMAIL_RETRIES,
