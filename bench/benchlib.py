@@ -368,7 +368,39 @@ def http(method, url, body=None, timeout=10, headers=None):
         return error.code, error.read()
 
 
-class Gunicorn:
+class ProcessGroup:
+    """A server process we started in a session of its own (``start_new_session``), with its
+    children, writing to ``log_path``."""
+
+    process = None
+    log_path = None
+
+    def pids(self):
+        if self.process is None or self.process.poll() is not None:
+            return []
+        return [self.process.pid, *children(self.process.pid)]
+
+    def stop_group(self, first, timeout):
+        """``first`` to the process; SIGKILL to its whole group if it has not exited in time."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(first)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log(f"{type(self).__name__} did not stop in time; killing its process group")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def log_tail(self, lines=40):
+        try:
+            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Gunicorn(ProcessGroup):
     """``gunicorn --paste INI`` with the repository's gunicorn.conf.py, bound to 127.0.0.1."""
 
     def __init__(self, ini, database_url, log_path, env=None):
@@ -418,29 +450,9 @@ class Gunicorn:
                 raise RuntimeError(f"gunicorn did not become healthy:\n{self.log_tail()}")
             time.sleep(0.2)
 
-    def pids(self):
-        if self.process is None or self.process.poll() is not None:
-            return []
-        return [self.process.pid, *children(self.process.pid)]
-
     def stop(self):
-        """Graceful stop (SIGTERM lets in-flight requests finish); SIGKILL the group if stuck."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=(self.config.get("graceful_timeout") or 30) + 10)
-        except subprocess.TimeoutExpired:
-            log("gunicorn did not stop in time; killing its process group")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def log_tail(self, lines=40):
-        try:
-            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        """Graceful stop (SIGTERM lets in-flight requests finish)."""
+        self.stop_group(signal.SIGTERM, timeout=(self.config.get("graceful_timeout") or 30) + 10)
 
 
 def stop_process(process, first=signal.SIGINT, timeout=15):
@@ -590,7 +602,7 @@ class SmtpSink:
         stop_process(self.process, first=signal.SIGTERM)
 
 
-class Worker:
+class Worker(ProcessGroup):
     """``ticketing_worker INI`` as production runs it: a consumer process per queue."""
 
     def __init__(self, ini, database_url, log_path):
@@ -610,11 +622,6 @@ class Worker:
                 start_new_session=True,
             )
         return self
-
-    def pids(self):
-        if self.process is None or self.process.poll() is not None:
-            return []
-        return [self.process.pid, *children(self.process.pid)]
 
     def queue_pid(self, queue):
         """The consumer process of ``queue`` (for a profiler)."""
@@ -646,22 +653,8 @@ class Worker:
                 return
 
     def stop(self):
-        if self.process is None or self.process.poll() is not None:
-            return
         # SIGINT: each consumer finishes the job in hand, then exits.
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def log_tail(self, lines=40):
-        try:
-            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        self.stop_group(signal.SIGINT, timeout=30)
 
 
 def redis_memory(url, pattern):

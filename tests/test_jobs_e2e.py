@@ -5,11 +5,8 @@ a real ``ticketing_worker`` process consuming it, and a real SMTP server (aiosmt
 import asyncio
 import email
 import email.policy
-import os
-import pathlib
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
@@ -26,9 +23,7 @@ from ticketing.models.types import utcnow
 
 from .conftest import REDIS_URL, TEST_TICKET_SECRET, app_settings
 from .factories import create_event
-
-REPO = pathlib.Path(__file__).resolve().parent.parent
-WORKER = REPO / ".venv" / "bin" / "ticketing_worker"
+from .workers import worker_processes
 
 
 def free_port():
@@ -108,34 +103,9 @@ def settings(pg_engine, mailbox, redis_prefix):
 
 @pytest.fixture
 def start_worker(settings, tmp_path):
-    ini = tmp_path / "worker.ini"
-    ini.write_text(
-        "[app:main]\nuse = egg:ticketing\n"
-        + "".join(f"{key} = {value}\n" for key, value in settings.items())
-    )
-    environ = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    workers = []
-
-    def start():
-        log = open(tmp_path / f"worker-{len(workers)}.log", "wb")
-        process = subprocess.Popen(
-            [str(WORKER), str(ini), "--queue", "emails"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environ,
-        )
-        workers.append(process)
-        return process
-
-    yield start
-    for process in workers:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    """Start a worker of the emails queue; stopped at the end."""
+    with worker_processes(settings, tmp_path) as start:
+        yield lambda: start("emails")
 
 
 @pytest.fixture

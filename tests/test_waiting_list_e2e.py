@@ -3,9 +3,6 @@ tickets aside for the line, its matching job goes through the local Redis to a r
 ``ticketing_worker`` (the default queue), which makes the offer, and the offer's email goes
 through another (the emails queue) to a real SMTP server (aiosmtpd)."""
 
-import os
-import subprocess
-
 import pytest
 from webtest import TestApp
 
@@ -14,8 +11,9 @@ from ticketing.interfaces import IPaymentGateway
 
 from .conftest import app_settings
 from .holds import assert_books, pay
-from .test_jobs_e2e import WORKER, mailbox, settings, wait_for  # noqa: F401 (fixtures)
+from .test_jobs_e2e import mailbox, settings, wait_for  # noqa: F401 (fixtures)
 from .test_waiting_list import cancel, entry_of, join, sold_out
+from .workers import worker_processes
 
 __all__ = ["mailbox", "settings"]
 
@@ -23,34 +21,8 @@ __all__ = ["mailbox", "settings"]
 @pytest.fixture
 def workers(settings, tmp_path):  # noqa: F811
     """``ticketing_worker INI --queue NAME`` processes, stopped at the end."""
-    ini = tmp_path / "worker.ini"
-    ini.write_text(
-        "[app:main]\nuse = egg:ticketing\n"
-        + "".join(f"{key} = {value}\n" for key, value in settings.items())
-    )
-    environ = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    started = []
-
-    def start(queue):
-        log = open(tmp_path / f"worker-{queue}.log", "wb")
-        process = subprocess.Popen(
-            [str(WORKER), str(ini), "--queue", queue],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environ,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with worker_processes(settings, tmp_path) as start:
+        yield start
 
 
 @pytest.fixture

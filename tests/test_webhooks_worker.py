@@ -4,9 +4,7 @@ backoff between attempts, and a worker SIGKILLed mid-delivery whose delivery the
 back, each attempt sent once."""
 
 import datetime as dt
-import os
 import signal
-import subprocess
 import time
 
 import pytest
@@ -23,7 +21,8 @@ from ticketing.plugins.webhooks.models import WebhookDelivery
 from .conftest import REDIS_URL, TEST_TICKET_SECRET, app_settings
 from .factories import create_event
 from .receivers import Receiver
-from .test_jobs_e2e import WORKER, wait_for
+from .test_jobs_e2e import wait_for
+from .workers import worker_processes
 
 
 @pytest.fixture
@@ -53,34 +52,9 @@ def settings(pg_engine, redis_prefix):
 
 @pytest.fixture
 def start_worker(settings, tmp_path):
-    ini = tmp_path / "worker.ini"
-    ini.write_text(
-        "[app:main]\nuse = egg:ticketing\n"
-        + "".join(f"{key} = {value}\n" for key, value in settings.items())
-    )
-    environ = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    workers = []
-
-    def start():
-        log = open(tmp_path / f"worker-{len(workers)}.log", "wb")
-        process = subprocess.Popen(
-            [str(WORKER), str(ini), "--queue", "default"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environ,
-        )
-        workers.append(process)
-        return process
-
-    yield start
-    for process in workers:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    """Start a worker of the default queue (the webhooks' jobs); stopped at the end."""
+    with worker_processes(settings, tmp_path) as start:
+        yield lambda: start("default")
 
 
 @pytest.fixture
