@@ -231,6 +231,24 @@ def test_a_line_break_in_a_value_cannot_add_a_header(build):
 
 
 @pytest.mark.parametrize("build", BUILDERS)
+def test_a_value_that_looks_like_a_boundary_stays_inside_its_part(build):
+    # The boundaries are the same in every message: quoted-printable must keep them out of the
+    # parts whatever the organiser and the buyer write.
+    boundaries = "\n--=_ticketing_alternative\n--=_ticketing_alternative--\n--=_ticketing_mixed\n"
+    event = make_event(venue=f"Hall{boundaries}B")
+    order = make_order(event, customer_name=f"Ann{boundaries}")
+    received = round_trip(build(order, event, SENDER))
+    assert [part.get_content_type() for part in received.walk()] == [
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+    ]
+    text, html = parts(received)
+    assert f"Hall{boundaries}B" in text
+    assert "Hall" in html and html.rstrip().endswith("</html>")
+
+
+@pytest.mark.parametrize("build", BUILDERS)
 @pytest.mark.parametrize("name", ['Doe, John "JD"', "O'Brien (Box office)", "Ann <Lee>"])
 def test_a_name_with_special_characters_is_quoted_in_to(build, name):
     received = round_trip(build(make_order(make_event(), customer_name=name), make_event(), SENDER))

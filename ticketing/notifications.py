@@ -14,7 +14,6 @@ kept as given when that is what the standard policy would write anyway (see
 
 import datetime as dt
 import html
-import secrets
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.policy import EmailPolicy
@@ -123,6 +122,17 @@ class HeadersAsGiven(EmailPolicy):
         # The standard policy makes a new class of header for each question.
         return _header_max_count(name.lower())
 
+    def fold(self, name, value):
+        if hasattr(value, "name"):
+            return _folded(value.name, value, self.linesep, self.max_line_length, self.utf8)
+        return super().fold(name, value)
+
+    def fold_binary(self, name, value):
+        if hasattr(value, "name"):
+            folded = _folded(value.name, value, self.linesep, self.max_line_length, self.utf8)
+            return folded.encode("utf8" if self.utf8 else "ascii", "surrogateescape")
+        return super().fold_binary(name, value)
+
 
 _STANDARD = EmailPolicy()
 
@@ -136,6 +146,15 @@ def _parsed_header(name, value):
 @cache
 def _header_max_count(name):
     return _STANDARD.header_max_count(name)
+
+
+@lru_cache(maxsize=1024)
+def _folded(name, header, linesep, max_line_length, utf8):
+    # A parsed header never changes, and how it is written depends only on it and on the lines
+    # it is written in: the Content-* headers, the same in most messages, are folded once each.
+    return header.fold(
+        policy=_STANDARD.clone(linesep=linesep, max_line_length=max_line_length, utf8=utf8)
+    )
 
 
 POLICY = HeadersAsGiven()
@@ -175,14 +194,18 @@ def render_message(name, values, html_values, order, sender, *, now=None, attach
 
 def _text_part(text, subtype):
     part = MIMEPart(policy=POLICY)
-    part.set_content(text, subtype=subtype)
+    # Quoted-printable even for plain ASCII: it writes "=" as "=3D", so that no line of any
+    # part can be one of the boundaries below.
+    part.set_content(text, subtype=subtype, cte="quoted-printable")
     return part
 
 
 def _multipart(message, subtype, parts):
-    # A boundary of our own: "=_" never appears in base64 or quoted-printable text, and the
-    # generator then need not search the parts for one that does not appear in them.
-    message["Content-Type"] = f'multipart/{subtype}; boundary="=_{secrets.token_hex(12)}"'
+    # A boundary begins with "=_", which never appears in base64 or quoted-printable text, and
+    # every part is one or the other: a boundary need not be random, nor searched for, to be
+    # absent from the parts. One per subtype (a mixed message nests an alternative one), the
+    # same in every message, so that its header is parsed once per process, not per email.
+    message["Content-Type"] = f'multipart/{subtype}; boundary="=_ticketing_{subtype}"'
     for part in parts:
         message.attach(part)
 
@@ -256,6 +279,7 @@ def _one_line(values):
     return {key: " ".join(str(value).split()) for key, value in values.items()}
 
 
+@cache
 def _domain_of(sender):
     address = parseaddr(str(sender))[1]
     return address.rpartition("@")[2] or "localhost"
