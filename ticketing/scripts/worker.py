@@ -3,16 +3,27 @@
 With ``--queue`` it runs that queue's consumer in this process (Huey's consumer wants the main
 thread for its signal handlers). Without it, it starts one child process per queue and stops
 them all when it is stopped.
+
+``worker.nice`` (0 to 19, added to the process's niceness) makes the consumers yield the CPU to
+whatever shares the machine with them: on a box that also serves the sale, the emails of a
+rush wait for the spare CPU after it instead of slowing the purchases down (they are owed in
+the outbox all the same).
 """
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
 
+from pyramid.exceptions import ConfigurationError
 from pyramid.paster import bootstrap, setup_logging
 
 from ticketing.jobs import QUEUES
+from ticketing.settings import as_int
+
+#: what os.nice() may add: up to the lowest priority there is
+NICE_RANGE = range(0, 20)
 
 
 def parse_args(argv):
@@ -26,6 +37,10 @@ def run_queue(config_uri, queue):
     setup_logging(config_uri)
     env = bootstrap(config_uri)
     try:
+        nice = as_int(env["registry"].settings, "worker.nice", 0)
+        if nice not in NICE_RANGE:
+            raise ConfigurationError(f"setting 'worker.nice' must be 0 to 19, got {nice}")
+        os.nice(nice)
         env["registry"]["jobs"].consumer(queue).run()
     finally:
         env["closer"]()
