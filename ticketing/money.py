@@ -5,6 +5,7 @@ The number of decimals (the currency's exponent) comes from the ISO 4217 table o
 ``iso4217`` package; nothing here assumes two.
 """
 
+import functools
 from decimal import Decimal
 
 from iso4217 import Currency
@@ -14,6 +15,7 @@ class AmountNotInCurrency(ValueError):
     """An amount with more decimals than its currency has minor units."""
 
 
+@functools.cache
 def exponent(currency):
     """How many decimals ``currency`` (an ISO 4217 code) has; ``ValueError`` for a code that is
     not a currency one can charge in (unknown, or without minor units, such as gold)."""
@@ -43,4 +45,12 @@ def from_minor_units(minor_units: int, currency) -> Decimal:
 
 
 def format_money(minor_units: int, currency) -> str:
-    return str(from_minor_units(minor_units, currency))
+    """``minor_units`` (an integer, or an integral Decimal such as a SQL sum) as a decimal
+    string with the currency's decimals: integer arithmetic, as every order the API shows
+    formats a dozen amounts."""
+    minor_units = int(minor_units)
+    digits = exponent(currency)
+    if not digits:
+        return str(minor_units)
+    whole, part = divmod(abs(minor_units), 10**digits)
+    return f"{'-' if minor_units < 0 else ''}{whole}.{part:0{digits}d}"

@@ -135,6 +135,9 @@ class PurchaseResult:
     replayed: bool
     #: the gateway's payment while the order is ``awaiting_action`` (its client secret), else None
     payment: object = None
+    #: the order as the API shows it, when the purchase made that already (its confirmation's
+    #: event carries it), else None
+    shown: dict | None = None
 
 
 @dataclass
@@ -521,7 +524,7 @@ def _pay(dbsession, tm, gateway, ticket_codes, order, purchase, now, hold_for):
     order.status = OrderStatus.CONFIRMED
     order.payment_reference = charge.id
     order.confirmed_at = now
-    return PurchaseResult(order, replayed=False)
+    return PurchaseResult(order, replayed=False, shown=confirmed.data)
 
 
 def awaiting_answer(gateway, order):
@@ -581,8 +584,9 @@ def _charge_made_for(gateway, order):
 def _confirm(dbsession, ticket_codes, order, charge, now, from_statuses=(OrderStatus.PENDING,)):
     """Confirm an order (pending, or in one of ``from_statuses``), issue its tickets, owe its
     buyer the confirmation email and log ``order.confirmed``, in one transaction (on PostgreSQL
-    in one statement); False if the order was no longer in one of them, and then nothing is
-    issued: an order's tickets are issued once, by its one confirmation."""
+    in one statement), and return that :class:`~ticketing.events.OrderConfirmed`; None if the
+    order was no longer in one of them, and then nothing is issued: an order's tickets are
+    issued once, by its one confirmation."""
     parameters = {"p_order_id": order.id, "p_reference": charge.id, "p_now": now}
     confirmed = OrderConfirmed(
         _snapshot(
@@ -606,20 +610,20 @@ def _confirm(dbsession, ticket_codes, order, charge, now, from_statuses=(OrderSt
             },
         ).first()
         if owed is None:
-            return False
+            return None
         mark_changed(dbsession)
         outbox.dispatch_after_commit(dbsession, email_id)
         event_log.announce(dbsession, confirmed)
         _offer_paid_if_hold(dbsession, order, from_statuses, now)
-        return True
+        return confirmed
     if dbsession.execute(_confirmation(from_statuses), parameters).first() is None:
-        return False
+        return None
     mark_changed(dbsession)
     tickets.issue_tickets(dbsession, ticket_codes, order, now=now)
     outbox.record_email(dbsession, order.id, EmailKind.ORDER_CONFIRMATION, now=now)
     event_log.publish(dbsession, confirmed)
     _offer_paid_if_hold(dbsession, order, from_statuses, now)
-    return True
+    return confirmed
 
 
 def _offer_paid_if_hold(dbsession, order, from_statuses, now):

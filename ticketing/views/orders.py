@@ -349,7 +349,7 @@ def order_answer(request, result, created_status):
         request.response.headers["Idempotent-Replayed"] = "true"
     else:
         request.response.status_code = created_status
-    return {"data": order_json(result.order)}
+    return {"data": result.shown or order_json(result.order)}
 
 
 def purchase_from(request, hold=False):
