@@ -5,6 +5,7 @@ import datetime as dt
 import email
 import email.policy
 import uuid
+from email.message import MIMEPart
 from importlib import resources
 
 import pytest
@@ -12,9 +13,11 @@ import pytest
 from ticketing.models import Event, EventStatus, Order, OrderItem, OrderStatus
 from ticketing.notifications import (
     POLICY,
+    _order_values,
     format_event_date,
     order_cancellation_message,
     order_confirmation_message,
+    render_message,
     waiting_list_offer_message,
 )
 
@@ -310,3 +313,14 @@ def test_every_message_has_its_three_templates_in_the_package():
     names = {entry.name for entry in folder.iterdir()}
     for message in ("order_confirmation", "order_cancellation", "waiting_list_offer"):
         assert {f"{message}.subject.txt", f"{message}.txt", f"{message}.html"} <= names
+
+
+def test_an_attachment_in_which_a_boundary_could_appear_is_refused():
+    event = make_event()
+    order = make_order(event)
+    invite = MIMEPart(policy=POLICY)
+    invite.set_content("--=_ticketing_mixed\n", subtype="calendar")  # 7bit: left as it is
+    with pytest.raises(ValueError, match="base64 or quoted-printable"):
+        render_message(
+            "order_cancellation", *_order_values(order, event), order, SENDER, attachments=[invite]
+        )

@@ -212,7 +212,13 @@ def _multipart(message, subtype, parts):
     # same in every message, so that its header is parsed once per process, not per email.
     message["Content-Type"] = f'multipart/{subtype}; boundary="=_ticketing_{subtype}"'
     for part in parts:
+        if not part.is_multipart() and part["Content-Transfer-Encoding"] not in _SAFE_ENCODINGS:
+            raise ValueError("a part of a message must be base64 or quoted-printable")
         message.attach(part)
+
+
+#: the encodings in which no line can be a boundary of ours
+_SAFE_ENCODINGS = ("base64", "quoted-printable")
 
 
 def _order_values(order, event):
