@@ -130,8 +130,8 @@ class HeadersAsGiven(EmailPolicy):
 
     def fold_binary(self, name, value):
         if hasattr(value, "name"):
-            folded = _folded(value.name, value, self.linesep, self.max_line_length, self.utf8)
-            return folded.encode("utf8" if self.utf8 else "ascii", "surrogateescape")
+            charset = "utf8" if self.utf8 else "ascii"
+            return self.fold(name, value).encode(charset, "surrogateescape")
         return super().fold_binary(name, value)
 
 

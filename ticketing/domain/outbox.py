@@ -204,7 +204,7 @@ def _messages(dbsession, batch, from_address, ticket_codes, attach_pdf):
     for item in dbsession.execute(
         select(OrderItem.__table__)
         .where(OrderItem.order_id.in_(order_ids))
-        .order_by(OrderItem.order_id, OrderItem.line)
+        .order_by(OrderItem.line)
     ):
         items_of[item.order_id].append(item)
     orders = {
