@@ -120,3 +120,44 @@ def test_initialize_db_script_fails_cleanly_when_the_database_is_unreachable():
     assert result.returncode == 1
     assert "Could not reach the database" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_migrated_partial_indexes_have_the_models_predicates(dbengine):
+    # compare_metadata does not compare an index's WHERE clause: a migration that built an index
+    # whole where the model declares it partial would pass the test above. The database
+    # rewrites predicates in its own words, so the models' are put to it too, by creating their
+    # schema beside the migrated one.
+    migrated = _index_predicates(dbengine)
+    assert migrated["ix_orders_status_expires_at"] is not None
+    assert migrated["ix_orders_promo_code_id"] is not None
+    assert migrated == _index_predicates_of_the_models(dbengine)
+
+
+def _index_predicates(engine, schema=None):
+    inspector = sa.inspect(engine)
+    where = f"{engine.dialect.name}_where"
+    predicates = {
+        index["name"]: index.get("dialect_options", {}).get(where)
+        for table in Base.metadata.tables
+        for index in inspector.get_indexes(table, schema=schema)
+    }
+    return {name: None if where is None else str(where) for name, where in predicates.items()}
+
+
+def _index_predicates_of_the_models(engine):
+    if engine.dialect.name == "sqlite":
+        scratch = sa.create_engine("sqlite://")
+        Base.metadata.create_all(scratch)
+        return _index_predicates(scratch)
+    schema = f"models_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        with engine.begin() as connection:
+            Base.metadata.create_all(
+                connection.execution_options(schema_translate_map={None: schema})
+            )
+        return _index_predicates(engine, schema=schema)
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
