@@ -1170,7 +1170,7 @@ def main(argv=None):
                     for key in (
                         "sqlalchemy.pool_size",
                         "sqlalchemy.max_overflow",
-                        "sqlalchemy.pool_pre_ping",
+                        "sqlalchemy.pool_pre_ping_idle_seconds",
                         "retry.attempts",
                     )
                 },  # fmt: skip

@@ -1,6 +1,7 @@
 """Database wiring: engine, session factory, and a session bound to the request's transaction."""
 
 import re
+import time
 
 import sqlalchemy
 import transaction
@@ -8,7 +9,7 @@ import zope.sqlalchemy
 from sqlalchemy import engine_from_config
 from sqlalchemy.orm import configure_mappers, sessionmaker
 
-from ticketing.settings import as_int, require
+from ticketing.settings import as_float, as_int, require
 
 from .api_key import ApiKey, KeyScope
 from .event import Event, EventStatus
@@ -67,21 +68,63 @@ def normalize_database_url(url):
 
 
 def get_engine(settings, prefix="sqlalchemy."):
-    """The engine of ``prefix`` settings (SQLAlchemy's own), and ``connect_timeout``: seconds a
-    new PostgreSQL connection may take (libpq's, 2 at least), so that a database host that does
-    not answer fails requests fast instead of hanging them."""
+    """The engine of ``prefix`` settings (SQLAlchemy's own), and two of ours:
+
+    - ``connect_timeout``: seconds a new PostgreSQL connection may take (libpq's, 2 at least),
+      so that a database host that does not answer fails requests fast instead of hanging them;
+    - ``pool_pre_ping_idle_seconds``: SQLAlchemy's ``pool_pre_ping`` for the connections that
+      have sat in the pool that long (see :func:`_ping_when_idle`).
+    """
     settings = dict(settings)
     url = require(settings, prefix + "url", " (set the DATABASE_URL environment variable)")
     settings[prefix + "url"] = normalize_database_url(url)
     connect_timeout = as_int(settings, prefix + "connect_timeout", 0)
+    ping_idle_seconds = as_float(settings, prefix + "pool_pre_ping_idle_seconds", 0)
     settings.pop(prefix + "connect_timeout", None)
+    settings.pop(prefix + "pool_pre_ping_idle_seconds", None)
     options = {}
     if connect_timeout and settings[prefix + "url"].startswith("postgresql"):
         options["connect_args"] = {"connect_timeout": connect_timeout}
     engine = engine_from_config(settings, prefix, **options)
     if engine.dialect.name == "sqlite":
         sqlalchemy.event.listen(engine, "connect", _configure_sqlite_connection)
+    if ping_idle_seconds > 0:
+        _ping_when_idle(engine, ping_idle_seconds)
     return engine
+
+
+_IDLE_SINCE = "ticketing.idle_since"
+
+
+def _ping_when_idle(engine, idle_seconds):
+    """Ping a pooled connection on checkout when it has been idle ``idle_seconds`` or more, and
+    replace it (invalidating the pool's older connections) if the database does not answer.
+
+    ``pool_pre_ping`` pings on every checkout, and a purchase checks a connection out twice (its
+    phases give it back while the gateway charges): two round trips more per purchase, about a
+    tenth of a hot sale's throughput (``make bench``). A connection given back moments ago cannot
+    have missed a restart of the database unnoticed: a statement running when the server went
+    away fails, and SQLAlchemy then invalidates every connection of the pool. The ones that sat
+    idle through an outage, a failover or a firewall's timeout are the ones a ping must catch.
+    """
+
+    def note_idle(dbapi_connection, connection_record):
+        connection_record.info[_IDLE_SINCE] = time.monotonic()
+
+    def ping_if_idle(dbapi_connection, connection_record, connection_proxy):
+        idle_since = connection_record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if not engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            # The pool replaces this connection and retires the ones checked in before now.
+            raise sqlalchemy.exc.InvalidatePoolError() from error
+
+    sqlalchemy.event.listen(engine, "checkin", note_idle)
+    sqlalchemy.event.listen(engine, "checkout", ping_if_idle)
 
 
 def _configure_sqlite_connection(dbapi_connection, connection_record):
