@@ -71,4 +71,3 @@ def test_a_connection_given_back_moments_ago_is_not_pinged(engine_of, admin):
     assert failure.value.connection_invalidated
     # ...which retires it: the next checkout connects afresh.
     assert backend_pid(engine) != dropped
-
