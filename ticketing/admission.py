@@ -127,7 +127,8 @@ class Admission:
             # It ran with at least as many as were in progress when it came or when it went.
             self._adapt(now - entered_at, max(alongside, self.in_progress), now)
             self.in_progress -= 1
-            self._turn.notify()
+            if self.waiting:
+                self._turn.notify()
 
     def retry_after(self):
         """Whole seconds the buyer turned away last should wait: until their turn."""
