@@ -35,7 +35,25 @@ HOLD_STATUSES = (OrderStatus.RESERVED, OrderStatus.AWAITING_ACTION)
 HOLDING_STATUSES = (OrderStatus.RESERVED, OrderStatus.PENDING, OrderStatus.AWAITING_ACTION)
 
 
-class Order(Base):
+class GatewayKeys:
+    """An order's idempotency keys at the payment gateway, from its ``id`` and
+    ``payment_attempt``: of :class:`Order` and of the plain records the purchase keeps of one
+    (``ticketing.domain.orders.OrderRecord``)."""
+
+    @property
+    def charge_idempotency_key(self):
+        """The gateway key of this order's charge of its current payment attempt: retries of any
+        kind reuse it. The first attempt's is the one a one-step purchase always had."""
+        if (self.payment_attempt or 1) == 1:
+            return f"order-{self.id}-charge"
+        return f"order-{self.id}-charge-{self.payment_attempt}"
+
+    @property
+    def refund_idempotency_key(self):
+        return f"order-{self.id}-refund"
+
+
+class Order(GatewayKeys, Base):
     __tablename__ = "orders"
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
@@ -121,18 +139,6 @@ class Order(Base):
     items: Mapped[list["OrderItem"]] = relationship(
         order_by="OrderItem.line", lazy="selectin", cascade="save-update, merge"
     )
-
-    @property
-    def charge_idempotency_key(self):
-        """The gateway key of this order's charge of its current payment attempt: retries of any
-        kind reuse it. The first attempt's is the one a one-step purchase always had."""
-        if (self.payment_attempt or 1) == 1:
-            return f"order-{self.id}-charge"
-        return f"order-{self.id}-charge-{self.payment_attempt}"
-
-    @property
-    def refund_idempotency_key(self):
-        return f"order-{self.id}-refund"
 
 
 class OrderItem(Base):
