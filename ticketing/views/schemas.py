@@ -269,7 +269,8 @@ def _body_of(request):
 
     A JSON body (or one without a content type) is parsed here as Cornice parses it, because
     ``extract_cstruct`` also copies the URL, query string, headers and cookies, which no body
-    schema reads: 95 of its 110 us per request. Other content types go through Cornice.
+    schema reads (about 80 of its 95 us per purchase request). Other content types go
+    through Cornice.
     """
     content_type = request.content_type
     if content_type and not _JSON_CONTENT_TYPE.match(content_type):
