@@ -102,10 +102,12 @@ def _ping_when_idle(engine, idle_seconds):
 
     ``pool_pre_ping`` pings on every checkout, and a purchase checks a connection out twice (its
     phases give it back while the gateway charges): two round trips more per purchase, about a
-    tenth of a hot sale's throughput (``make bench``). A connection given back moments ago cannot
-    have missed a restart of the database unnoticed: a statement running when the server went
-    away fails, and SQLAlchemy then invalidates every connection of the pool. The ones that sat
-    idle through an outage, a failover or a firewall's timeout are the ones a ping must catch.
+    tenth of a hot sale's throughput (``make bench``). A connection given back moments ago has
+    missed a restart of the database only if the server went and came back within that moment,
+    unseen by any statement of the process (one that was running fails, and SQLAlchemy then
+    invalidates every connection of the pool); even then its statement fails as a disconnect
+    (503, no change made) and the pool is retired the same way. The connections that sat idle
+    through an outage, a failover or a firewall's timeout are the ones a ping must catch.
     """
 
     def note_idle(dbapi_connection, connection_record):
