@@ -106,7 +106,8 @@ def _ping_when_idle(engine, idle_seconds):
     missed a restart of the database only if the server went and came back within that moment,
     unseen by any statement of the process (one that was running fails, and SQLAlchemy then
     invalidates every connection of the pool); even then its statement fails as a disconnect
-    (503, no change made) and the pool is retired the same way. The connections that sat idle
+    (503; a purchase it cuts off is settled by the stale-order sweep) and the pool is retired
+    the same way. The connections that sat idle
     through an outage, a failover or a firewall's timeout are the ones a ping must catch.
     """
 
