@@ -62,9 +62,13 @@ def total_quantity(items):
 #: together), ``p_item_count``, ``p_published``, and either ``p_type_ids`` / ``p_quantities``
 #: (arrays, one entry per item) or, for :data:`_ONLY_TYPE_ON_SALE`, nothing more.
 #:
-#: ``event`` and ``taken`` lock the event's row, then the types' rows in id order, each
-#: re-checked under its lock (READ COMMITTED re-reads a row it waited for); ``verdict`` has a
-#: row only if the event and every item have room; the two UPDATEs take the tickets only then.
+#: ``event`` locks the event's row, re-checked under its lock (READ COMMITTED re-reads a row it
+#: waited for). For several items ``taken`` then locks the types' rows in id order, each
+#: re-checked likewise, ``verdict`` has a row only if the event and every item have room, and
+#: the two UPDATEs take the tickets only then. For one item (:data:`_TAKEN_AT_ONCE`) ``taken``
+#: is the type's own conditional UPDATE, re-checked as it waits, and the event's follows from
+#: it: one item cannot be half taken, and the type's row is written once rather than locked and
+#: then written (about 4% of a hot sale's orders per second, ``make bench``).
 #: ``verdict`` (event_id, currency, unit_price_cents, total_amount_cents) and ``taken`` (one row
 #: per item) are for the caller's INSERTs, which must read ``verdict`` so that they insert
 #: nothing when it is empty. One statement, so on its own it is all or nothing.
@@ -72,7 +76,8 @@ def total_quantity(items):
 #: With a promo code (:func:`take_tickets_ctes` ``with_code``) the types it unlocks may be
 #: taken though hidden, ``taken`` has each item's discount, the code's use is taken after the
 #: rows above are locked (``code_taken``, ``ticketing.domain.promo_codes``), ``verdict`` has a
-#: row only if it was, and its total is after the discount (``discount_cents`` beside it).
+#: row only if it was, and its total is after the discount (``discount_cents`` beside it); the
+#: types are then always locked first, since the code's use may still fail after them.
 _TAKE_TICKETS = """
 wanted AS ({wanted}),
 event AS MATERIALIZED (
@@ -81,16 +86,7 @@ event AS MATERIALIZED (
       AND events.available_tickets >= :p_quantity
     FOR UPDATE
 ),
-taken AS MATERIALIZED (
-    SELECT types.id AS ticket_type_id, CAST(wanted.line AS integer) AS line, types.name,
-           wanted.quantity, types.price_cents AS unit_price_cents{taken_columns}
-    FROM ticket_types AS types JOIN wanted ON wanted.ticket_type_id = types.id
-    WHERE types.event_id = (SELECT event.id FROM event) AND {taken_on_sale}
-      AND wanted.quantity BETWEEN types.min_per_order AND types.max_per_order
-      AND (types.capacity IS NULL OR types.capacity - types.sold >= wanted.quantity)
-    ORDER BY types.id
-    FOR UPDATE OF types
-),{code_taken}
+{taken},{code_taken}
 verdict AS (
     SELECT event.id AS event_id, event.currency,
            CASE WHEN min(taken.unit_price_cents) = max(taken.unit_price_cents)
@@ -104,10 +100,36 @@ event_taken AS (
     UPDATE events SET available_tickets = events.available_tickets - :p_quantity,
                       updated_at = :p_now
     FROM verdict WHERE events.id = verdict.event_id
-),
+){types_taken}"""
+
+#: ``taken`` for several items: each type's row locked and checked; ``_TYPES_TAKEN`` updates them
+_TAKEN_LOCKED = """taken AS MATERIALIZED (
+    SELECT types.id AS ticket_type_id, CAST(wanted.line AS integer) AS line, types.name,
+           wanted.quantity, types.price_cents AS unit_price_cents{taken_columns}
+    FROM ticket_types AS types JOIN wanted ON wanted.ticket_type_id = types.id
+    WHERE types.event_id = (SELECT event.id FROM event) AND {taken_on_sale}
+      AND wanted.quantity BETWEEN types.min_per_order AND types.max_per_order
+      AND (types.capacity IS NULL OR types.capacity - types.sold >= wanted.quantity)
+    ORDER BY types.id
+    FOR UPDATE OF types
+)"""
+
+_TYPES_TAKEN = """,
 types_taken AS (
     UPDATE ticket_types SET sold = ticket_types.sold + taken.quantity, updated_at = :p_now
     FROM taken CROSS JOIN verdict WHERE ticket_types.id = taken.ticket_type_id
+)"""
+
+#: ``taken`` for one item: the type's conditional UPDATE, after the event's row is locked
+_TAKEN_AT_ONCE = """taken AS (
+    UPDATE ticket_types AS types SET sold = types.sold + wanted.quantity, updated_at = :p_now
+    FROM wanted
+    WHERE types.id = wanted.ticket_type_id
+      AND types.event_id = (SELECT event.id FROM event) AND {taken_on_sale}
+      AND wanted.quantity BETWEEN types.min_per_order AND types.max_per_order
+      AND (types.capacity IS NULL OR types.capacity - types.sold >= wanted.quantity)
+    RETURNING types.id AS ticket_type_id, CAST(wanted.line AS integer) AS line, types.name,
+              wanted.quantity, types.price_cents AS unit_price_cents
 )"""
 
 _NAMED_TYPES = """
@@ -135,30 +157,37 @@ _DISCOUNTED_TOTALS = """sum((taken.unit_price_cents - taken.unit_discount_cents)
            sum(taken.unit_discount_cents * taken.quantity) AS discount_cents"""
 
 
-def take_tickets_ctes(only_type, with_code=False):
+def take_tickets_ctes(only_type, with_code=False, single_item=False):
     """The SQL of :data:`_TAKE_TICKETS` (without the leading ``WITH``) for items that name their
-    types, or, with ``only_type``, for one item of the event's only type on sale; ``with_code``:
-    applying a promo code and taking its use (the parameters of
+    types, or, with ``only_type``, for one item of the event's only type on sale;
+    ``single_item``: the items are one (``only_type`` implies it); ``with_code``: applying a
+    promo code and taking its use (the parameters of
     :meth:`~ticketing.domain.promo_codes.AppliedCode.taking_parameters` too)."""
     wanted = (_ONLY_TYPE_ON_SALE if only_type else _NAMED_TYPES).format(on_sale=_ON_SALE)
     if not with_code:
+        at_once = only_type or single_item
         return _TAKE_TICKETS.format(
             wanted=wanted,
-            taken_columns="",
-            taken_on_sale=_ON_SALE,
+            taken=(_TAKEN_AT_ONCE if at_once else _TAKEN_LOCKED).format(
+                taken_columns="", taken_on_sale=_ON_SALE
+            ),
             code_taken="",
             totals="sum(taken.unit_price_cents * taken.quantity) AS total_amount_cents",
             code_join="",
+            types_taken="" if at_once else _TYPES_TAKEN,
         )
     return _TAKE_TICKETS.format(
         wanted=wanted,
-        taken_columns=promo_codes.TAKEN_COLUMNS_SQL,
-        taken_on_sale=_ON_SALE.replace(
-            "NOT types.hidden", f"(NOT types.hidden OR {promo_codes.UNLOCKED_SQL})"
+        taken=_TAKEN_LOCKED.format(
+            taken_columns=promo_codes.TAKEN_COLUMNS_SQL,
+            taken_on_sale=_ON_SALE.replace(
+                "NOT types.hidden", f"(NOT types.hidden OR {promo_codes.UNLOCKED_SQL})"
+            ),
         ),
         code_taken=promo_codes.TAKE_USE_CTE,
         totals=_DISCOUNTED_TOTALS,
         code_join=" CROSS JOIN code_taken",
+        types_taken=_TYPES_TAKEN,
     )
 
 

@@ -361,7 +361,11 @@ def _reserve(dbsession, purchase, now, expires_at=None, code=None):
         if code is not None:
             parameters.update(code.taking_parameters(), p_promo_code=code.code)
         rows = dbsession.execute(
-            _reserve_and_insert_order(purchase.items[0].ticket_type_id is None, code is not None),
+            _reserve_and_insert_order(
+                purchase.items[0].ticket_type_id is None,
+                code is not None,
+                single_item=len(purchase.items) == 1,
+            ),
             parameters,
         ).all()
         if not rows:
@@ -425,17 +429,18 @@ _ORDER_FIELDS = (
 
 
 @functools.cache
-def _reserve_and_insert_order(only_type, with_code=False):
+def _reserve_and_insert_order(only_type, with_code=False, single_item=False):
     """The reservation's one statement on PostgreSQL: the inventory's CTEs take the tickets
     (:func:`ticketing.domain.inventory.take_tickets_ctes`), then the order and its items are
     inserted from what they took, and the items come back, one row each. Built once for each
-    of the two ways of naming the items, without and ``with_code`` (a promo code's use taken
-    too, and its discounts recorded: the parameters ``p_promo_code``, the code's text, and
+    of the two ways of naming the items, for one item (``single_item``) or more, without and
+    ``with_code`` (a promo code's use taken too, and its discounts recorded: the parameters
+    ``p_promo_code``, the code's text, and
     :meth:`~ticketing.domain.promo_codes.AppliedCode.taking_parameters`)."""
     code = _CODE_COLUMNS if with_code else dict.fromkeys(_CODE_COLUMNS, "")
     return text(
         "WITH"
-        + inventory.take_tickets_ctes(only_type, with_code)
+        + inventory.take_tickets_ctes(only_type, with_code, single_item)
         + """,
 new_order AS (
     INSERT INTO orders (id, event_id, customer_email, customer_name, quantity, unit_price_cents,
