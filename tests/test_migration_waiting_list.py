@@ -33,9 +33,12 @@ def test_upgrading_keeps_what_every_type_sold_and_sets_nothing_aside(fresh_engin
 
     assert sold(fresh_engine) == before
     with fresh_engine.begin() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         assert set(connection.scalars(sa.text("SELECT set_aside FROM ticket_types"))) == {0}
         assert "waiting_list_entries" in sa.inspect(connection).get_table_names()
+    # The later revisions on top of it: the schema is the models' (0010 is no longer the head).
+    migrate(fresh_engine, "head")
+    with fresh_engine.begin() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     # A type never sets aside more than it took.
     with pytest.raises(sa.exc.IntegrityError), fresh_engine.begin() as connection:
         connection.execute(sa.text("UPDATE ticket_types SET set_aside = sold + 1"))
