@@ -103,14 +103,17 @@ event_taken AS (
     FROM verdict WHERE events.id = verdict.event_id
 ){types_taken}"""
 
+#: the wanted item fits in its type (``types``), of the locked event, on sale
+_ITEM_FITS = """types.event_id = (SELECT event.id FROM event) AND {taken_on_sale}
+      AND wanted.quantity BETWEEN types.min_per_order AND types.max_per_order
+      AND (types.capacity IS NULL OR types.capacity - types.sold >= wanted.quantity)"""
+
 #: ``taken`` for several items: each type's row locked and checked; ``_TYPES_TAKEN`` updates them
 _TAKEN_LOCKED = """taken AS MATERIALIZED (
     SELECT types.id AS ticket_type_id, CAST(wanted.line AS integer) AS line, types.name,
            wanted.quantity, types.price_cents AS unit_price_cents{taken_columns}
     FROM ticket_types AS types JOIN wanted ON wanted.ticket_type_id = types.id
-    WHERE types.event_id = (SELECT event.id FROM event) AND {taken_on_sale}
-      AND wanted.quantity BETWEEN types.min_per_order AND types.max_per_order
-      AND (types.capacity IS NULL OR types.capacity - types.sold >= wanted.quantity)
+    WHERE {fits}
     ORDER BY types.id
     FOR UPDATE OF types
 )"""
@@ -125,10 +128,7 @@ types_taken AS (
 _TAKEN_AT_ONCE = """taken AS (
     UPDATE ticket_types AS types SET sold = types.sold + wanted.quantity, updated_at = :p_now
     FROM wanted
-    WHERE types.id = wanted.ticket_type_id
-      AND types.event_id = (SELECT event.id FROM event) AND {taken_on_sale}
-      AND wanted.quantity BETWEEN types.min_per_order AND types.max_per_order
-      AND (types.capacity IS NULL OR types.capacity - types.sold >= wanted.quantity)
+    WHERE types.id = wanted.ticket_type_id AND {fits}
     RETURNING types.id AS ticket_type_id, CAST(wanted.line AS integer) AS line, types.name,
               wanted.quantity, types.price_cents AS unit_price_cents
 )"""
@@ -170,7 +170,7 @@ def take_tickets_ctes(only_type, with_code=False, single_item=False):
         return _TAKE_TICKETS.format(
             wanted=wanted,
             taken=(_TAKEN_AT_ONCE if at_once else _TAKEN_LOCKED).format(
-                taken_columns="", taken_on_sale=_ON_SALE
+                taken_columns="", fits=_ITEM_FITS.format(taken_on_sale=_ON_SALE)
             ),
             code_taken="",
             totals="sum(taken.unit_price_cents * taken.quantity) AS total_amount_cents",
@@ -181,8 +181,10 @@ def take_tickets_ctes(only_type, with_code=False, single_item=False):
         wanted=wanted,
         taken=_TAKEN_LOCKED.format(
             taken_columns=promo_codes.TAKEN_COLUMNS_SQL,
-            taken_on_sale=_ON_SALE.replace(
-                "NOT types.hidden", f"(NOT types.hidden OR {promo_codes.UNLOCKED_SQL})"
+            fits=_ITEM_FITS.format(
+                taken_on_sale=_ON_SALE.replace(
+                    "NOT types.hidden", f"(NOT types.hidden OR {promo_codes.UNLOCKED_SQL})"
+                )
             ),
         ),
         code_taken=promo_codes.TAKE_USE_CTE,
