@@ -14,6 +14,7 @@ from ticketing.settings import as_float, as_int, require
 from .api_key import ApiKey, KeyScope
 from .event import Event, EventStatus
 from .event_log import EventLogEntry
+from .fair_pool import FairQueuePool
 from .meta import Base
 from .order import HOLD_STATUSES, HOLDING_STATUSES, Order, OrderItem, OrderStatus
 from .outbox import EmailKind, EmailStatus, OutboxEmail
@@ -74,6 +75,8 @@ def get_engine(settings, prefix="sqlalchemy."):
       so that a database host that does not answer fails requests fast instead of hanging them;
     - ``pool_pre_ping_idle_seconds``: SQLAlchemy's ``pool_pre_ping`` for the connections that
       have sat in the pool that long (see :func:`_ping_when_idle`).
+
+    PostgreSQL's pool serves waiting threads in turn (:class:`~.fair_pool.FairQueuePool`).
     """
     settings = dict(settings)
     url = require(settings, prefix + "url", " (set the DATABASE_URL environment variable)")
@@ -83,8 +86,10 @@ def get_engine(settings, prefix="sqlalchemy."):
     settings.pop(prefix + "connect_timeout", None)
     settings.pop(prefix + "pool_pre_ping_idle_seconds", None)
     options = {}
-    if connect_timeout and settings[prefix + "url"].startswith("postgresql"):
-        options["connect_args"] = {"connect_timeout": connect_timeout}
+    if settings[prefix + "url"].startswith("postgresql"):
+        options["poolclass"] = FairQueuePool
+        if connect_timeout:
+            options["connect_args"] = {"connect_timeout": connect_timeout}
     engine = engine_from_config(settings, prefix, **options)
     if engine.dialect.name == "sqlite":
         sqlalchemy.event.listen(engine, "connect", _configure_sqlite_connection)
