@@ -71,6 +71,11 @@ def test_codes_are_read_in_any_case_without_spaces_or_hyphens_and_with_crockford
     assert hash_of_code(code.replace("0", "O").replace("1", "l")) == hash_of_code(code)
 
 
+def test_the_hash_a_ticket_is_issued_with_is_its_shown_code_s():
+    for ticket_id in [uuid.uuid4() for _ in range(500)]:
+        assert CODES.hash_of_ticket(ticket_id) == hash_of_code(CODES.code_of(ticket_id))
+
+
 # --- issued on confirmation ---------------------------------------------------------------
 
 

@@ -30,8 +30,8 @@ CODE_BITS = 140
 CODE_GROUP = 4
 _CODE_LENGTH = CODE_BITS // 5
 #: RFC 4648's base32 alphabet, and Crockford's letter for each of its symbols
-_RFC4648_TO_CROCKFORD = str.maketrans(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_RFC4648_TO_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 )
 #: what a person may read or type for a symbol (Crockford's decoding rules), and what is noise
 _AS_READ = str.maketrans({"O": "0", "I": "1", "L": "1", " ": None, "-": None, "\t": None})
@@ -47,17 +47,22 @@ class TicketCodes:
 
     def code_of(self, ticket_id):
         """The code shown to the buyer, e.g. ``7K3Q-9XWD-...`` (seven groups of four)."""
-        ticket_id = ticket_id if isinstance(ticket_id, uuid.UUID) else uuid.UUID(str(ticket_id))
-        digest = hmac.new(self._key, ticket_id.bytes, hashlib.sha256).digest()
-        # 18 bytes give 29 base32 symbols; the first 28 carry 140 bits of the digest.
-        symbols = base64.b32encode(digest[:18]).decode()[:_CODE_LENGTH]
-        symbols = symbols.translate(_RFC4648_TO_CROCKFORD)
+        symbols = self._symbols(ticket_id).decode()
         return "-".join(
             symbols[start : start + CODE_GROUP] for start in range(0, _CODE_LENGTH, CODE_GROUP)
         )
 
     def hash_of_ticket(self, ticket_id):
-        return hash_of_code(self.code_of(ticket_id))
+        """:func:`hash_of_code` of the ticket's code, from its symbols: they are the code as
+        :func:`normalize_code` spells it (Crockford's alphabet has no O, I or L), and a
+        confirmation hashes one for every ticket it issues."""
+        return hashlib.sha256(self._symbols(ticket_id)).hexdigest()
+
+    def _symbols(self, ticket_id):
+        ticket_id = ticket_id if isinstance(ticket_id, uuid.UUID) else uuid.UUID(str(ticket_id))
+        digest = hmac.digest(self._key, ticket_id.bytes, "sha256")
+        # 18 bytes give 29 base32 symbols; the first 28 carry 140 bits of the digest.
+        return base64.b32encode(digest[:18])[:_CODE_LENGTH].translate(_RFC4648_TO_CROCKFORD)
 
 
 def normalize_code(code):
