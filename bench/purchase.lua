@@ -6,6 +6,10 @@
 --   BENCH_EVENTS  comma-separated ids of the published events to buy from
 --   BENCH_RUN     prefix of the idempotency keys (unique per run)
 --   BENCH_OUT     file that done() writes the results to, as JSON
+--   BENCH_START_AT  CLOCK_MONOTONIC second at which every buyer sends its first request: wrk
+--                 starts its threads (and their Lua states) one after another, which takes a
+--                 1,000-buyer run a few hundred milliseconds and most of the machine; the buyers
+--                 wait, connected, until all of them can press "buy" at the same instant
 --
 -- A buyer told 503 with Retry-After (the server's admission control turning a burst away) waits
 -- that long, give or take half, before buying again, as a well-behaved client does.
@@ -78,6 +82,10 @@ function init(args)
    quantity = 0
    sent_at = 0
    backoff_ms = 0  -- set by a 503's Retry-After; the next delay() waits it out
+   start_at = tonumber(os.getenv("BENCH_START_AT") or "") -- the first delay() waits for it
+   -- wrk calls request() once on its first thread to check the script, before any buyer
+   -- starts; only requests after a delay() are sent
+   sending = false
 end
 
 local function pick()
@@ -97,8 +105,13 @@ function delay()
    if target == nil then
       return PARKED_MS -- everything is sold out: this buyer is done
    end
+   sending = true
    local wait = backoff_ms
    backoff_ms = 0
+   if start_at then
+      wait = math.max(wait, math.ceil((start_at - now()) * 1000))
+      start_at = nil
+   end
    return wait
 end
 
@@ -143,7 +156,7 @@ function request()
          .. '%s,"idempotency_key":"%s-%d-%d"}}',
       buyer, buyer, tickets_field, run, buyer, counter)
    sent_at = now()
-   if not first_sent then
+   if sending and not first_sent then
       first_sent = sent_at
    end
    return wrk.format("POST", "/api/events/" .. events[i + 1] .. "/purchase", headers, body)
