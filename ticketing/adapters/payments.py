@@ -382,7 +382,8 @@ class SqlLedger:
         """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING charge_id`` in the
         driver's own SQL, compiled once: a charge per purchase makes the fake gateway a part of
         every benchmarked sale, and it should cost the server what a remote gateway's answer
-        costs it, next to nothing (0.15 ms of CPU sent so, 0.35 as a Core statement)."""
+        costs it, next to nothing (a charge so: 234 Python calls and 0.22-0.24 ms of CPU here;
+        as a Core statement reading every column back: 544 calls, 0.38-0.44 ms)."""
         columns = ("idempotency_key", "charge_id", "amount_cents", "currency")
         columns += ("charge_metadata", "created_at")
         insert = (
