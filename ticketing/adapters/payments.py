@@ -567,6 +567,8 @@ class MockPaymentGateway:
 
     name = "mock"
     FAILURE_MODES = frozenset({"card_declined", "timeout", "timeout_after_charge", "server_error"})
+    #: how many of the latest calls :attr:`calls` records
+    KEPT_CALLS = 10_000
 
     def __init__(
         self,
@@ -700,6 +702,10 @@ class MockPaymentGateway:
         with contextlib.nullcontext() if self.shared else self._lock:
             if name is not None:
                 self.calls.append((name, *details))
+                if len(self.calls) > self.KEPT_CALLS:
+                    # A server on the mock (`make run`, the bench) lives for days: keep the
+                    # latest calls, which are what a test looks at, not every call ever made.
+                    del self.calls[: len(self.calls) - self.KEPT_CALLS]
             try:
                 yield
             except sa.exc.OperationalError as error:
