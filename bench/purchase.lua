@@ -10,6 +10,7 @@
 --                 starts its threads (and their Lua states) one after another, which takes a
 --                 1,000-buyer run a few hundred milliseconds and most of the machine; the buyers
 --                 wait, connected, until all of them can press "buy" at the same instant
+--                 (unset, as in every row but the bursts: each buyer starts when wrk starts it)
 --
 -- A buyer told 503 with Retry-After (the server's admission control turning a burst away) waits
 -- that long, give or take half, before buying again, as a well-behaved client does.
