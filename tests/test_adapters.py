@@ -526,9 +526,9 @@ def test_calls_are_recorded(gateway):
     assert [call[0] for call in gateway.calls] == ["charge", "find_charge", "refund"]
 
 
-def test_only_the_latest_calls_are_kept(gateway):
+def test_only_the_latest_calls_are_kept():
     # A development server or a benchmark's lives for days on the mock.
-    gateway.KEPT_CALLS = 3
+    gateway = MockPaymentGateway(kept_calls=3)
     for number in range(5):
         gateway.find_charge(f"key-{number}")
     assert gateway.calls == [("find_charge", f"key-{number}", None) for number in (2, 3, 4)]

@@ -1,5 +1,6 @@
 """Payment gateways."""
 
+import collections
 import contextlib
 import datetime as dt
 import functools
@@ -378,23 +379,31 @@ class SqlLedger:
         return sa.create_engine(self.engine.url, isolation_level="AUTOCOMMIT", **self._pool)
 
     @functools.cached_property
-    def _insert_charge_sql(self):
-        """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING charge_id`` in the
-        driver's own SQL, compiled once: a charge per purchase makes the fake gateway a part of
-        every benchmarked sale, and it should cost the server what a remote gateway's answer
-        costs it, next to nothing (a charge so: 234 Python calls and 0.22-0.24 ms of CPU here;
-        as a Core statement reading every column back: 544 calls, 0.38-0.44 ms)."""
+    def _insert_charge(self):
+        """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING charge_id``, built once
+        (building it per charge was most of its cost)."""
+        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[
+            self.engine.dialect.name
+        ]
         columns = ("idempotency_key", "charge_id", "amount_cents", "currency")
         columns += ("charge_metadata", "created_at")
-        insert = (
-            postgresql.insert(self.table)
-            .values({name: sa.bindparam(name) for name in columns})
+        return (
+            insert(self.table)
+            .values({name: sa.bindparam(name, type_=self.table.c[name].type) for name in columns})
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
             .returning(self.table.c.charge_id)
         )
-        return str(insert.compile(dialect=self._charges.dialect))
 
-    def _insert_charge(self, values):
+    @functools.cached_property
+    def _insert_charge_sql(self):
+        """:attr:`_insert_charge` in the driver's own SQL, compiled once: a charge per purchase
+        makes the fake gateway a part of every benchmarked sale, and it should cost the server
+        what a remote gateway's answer costs it, next to nothing (a charge so: 234 Python calls
+        and 0.22-0.24 ms of CPU here; as a Core statement reading every column back: 544 calls,
+        0.38-0.44 ms)."""
+        return str(self._insert_charge.compile(dialect=self._charges.dialect))
+
+    def _charge_recorded(self, values):
         """Record a new charge; False when a twin's key was there first (on PostgreSQL after
         waiting for the twin's transaction to end)."""
         if self.engine.dialect.name == "postgresql":
@@ -402,14 +411,8 @@ class SqlLedger:
             with self._charges.connect() as connection:
                 made = connection.exec_driver_sql(self._insert_charge_sql, driver_values)
                 return made.first() is not None
-        insert = sqlite.insert(self.table).values(**values)
         with self.engine.begin() as connection:
-            made = connection.execute(
-                insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(
-                    self.table.c.charge_id
-                )
-            )
-            return made.first() is not None
+            return connection.execute(self._insert_charge, values).first() is not None
 
     def _charge_from(self, row):
         return Charge(
@@ -430,7 +433,7 @@ class SqlLedger:
             "charge_metadata": dict(metadata or {}),
             "created_at": dt.datetime.now(dt.UTC),
         }
-        if self._insert_charge(values):
+        if self._charge_recorded(values):
             return Charge(
                 id=values["charge_id"],
                 amount_cents=amount_cents,
@@ -567,8 +570,6 @@ class MockPaymentGateway:
 
     name = "mock"
     FAILURE_MODES = frozenset({"card_declined", "timeout", "timeout_after_charge", "server_error"})
-    #: how many of the latest calls :attr:`calls` records
-    KEPT_CALLS = 10_000
 
     def __init__(
         self,
@@ -580,10 +581,11 @@ class MockPaymentGateway:
         failure_rate=1.0,
         ledger_url=None,
         ledger_pool_size=5,
+        kept_calls=10_000,
     ):
         self._lock = threading.Lock()
         self._random = random.Random()
-        self.calls = []
+        self._calls = collections.deque(maxlen=kept_calls)
         self.configure(
             failure_mode, refund_failure_mode, lookup_failure_mode, latency_ms, failure_rate
         )
@@ -622,6 +624,13 @@ class MockPaymentGateway:
         self.lookup_failure_mode = lookup_failure_mode
         self.latency_ms = latency_ms
         self.failure_rate = failure_rate
+
+    @property
+    def calls(self):
+        """The latest calls (``kept_calls`` of them, 10,000 by default: a server on the mock,
+        `make run`'s or a benchmark's, lives for days), oldest first, as tuples of the
+        operation's name and its arguments."""
+        return list(self._calls)
 
     @property
     def shared(self):
@@ -701,11 +710,7 @@ class MockPaymentGateway:
         no lock here: the database orders concurrent operations, across processes too."""
         with contextlib.nullcontext() if self.shared else self._lock:
             if name is not None:
-                self.calls.append((name, *details))
-                if len(self.calls) > self.KEPT_CALLS:
-                    # A server on the mock (`make run`, the bench) lives for days: keep the
-                    # latest calls, which are what a test looks at, not every call ever made.
-                    del self.calls[: len(self.calls) - self.KEPT_CALLS]
+                self._calls.append((name, *details))
             try:
                 yield
             except sa.exc.OperationalError as error:
